@@ -1,0 +1,27 @@
+# kvtie — the two commands for a fresh machine are `make demo` and `make test`.
+.PHONY: setup build demo test test-sanitize bench clean
+
+setup:
+	@scripts/setup
+
+build: setup
+	cmake --preset release >/dev/null
+	cmake --build --preset release
+
+demo: build
+	scripts/demo
+
+test: build
+	ctest --preset release
+
+test-sanitize: setup
+	cmake --preset sanitize >/dev/null
+	cmake --build --preset sanitize
+	ctest --preset sanitize
+
+bench: build
+	scripts/setup --peer
+	build/release/bench/train_step
+
+clean:
+	rm -rf build

@@ -1,0 +1,11 @@
+#pragma once
+// Each subcommand registers its options and its action on the top-level app.
+#include <CLI/CLI.hpp>
+
+namespace kvtie::cli {
+
+void add_init(CLI::App& app);
+void add_train(CLI::App& app);
+void add_eval(CLI::App& app);
+
+}  // namespace kvtie::cli

@@ -1,0 +1,28 @@
+// kvtie: train, evaluate and inspect transformers whose attention shares projections.
+#include <fmt/format.h>
+
+#include <exception>
+
+#include "commands.h"
+#include "kvtie/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"kvtie — transformers with shared attention projections (QKV, Q-K=V, Q=K-V, Q=K=V)", "kvtie"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "kvtie 0.1.0");
+  kvtie::cli::add_init(app);
+  kvtie::cli::add_train(app);
+  kvtie::cli::add_eval(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const kvtie::Error& e) {
+    fmt::print(stderr, "kvtie: error: {}\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "kvtie: error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

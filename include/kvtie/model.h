@@ -1,0 +1,75 @@
+#pragma once
+// The transformer of DESIGN.md §1 with every `share` variant, MHA/GQA/MQA, causal or
+// bidirectional, and an LM (tied), per-token or pooled classification head.
+//
+// Parameters, gradients and activations live in one arena sized from the config and the largest
+// batch the caller will run; forward/backward never allocate. T is float for real work and double
+// for gradient checks.
+#include <cstdint>
+#include <memory>
+
+#include "kvtie/config.h"
+#include "kvtie/param_layout.h"
+
+namespace kvtie {
+
+template <typename T>
+struct Activations;  // src/model/activations.h
+
+template <typename T>
+class Transformer {
+ public:
+  // max_seq may be below config.max_seq_len to save memory when only short windows are run.
+  Transformer(const ModelConfig& config, int max_batch, int max_seq);
+  ~Transformer();
+  Transformer(const Transformer&) = delete;
+  Transformer& operator=(const Transformer&) = delete;
+
+  const ModelConfig& config() const { return config_; }
+  const ParamLayout& layout() const { return layout_; }
+  int max_batch() const { return max_batch_; }
+  int max_seq() const { return max_seq_; }
+
+  T* params() { return params_; }
+  const T* params() const { return params_; }
+  T* grads() { return grads_; }
+  int64_t num_params() const { return layout_.total; }
+
+  // Normal(0, 0.02) for matrices and embeddings, zero biases, LayerNorm weights 1.
+  void init_weights(uint64_t seed);
+
+  // tokens [B, Tn]; targets [B, Tn] (lm, token heads) or [B] (pooled head), -1 = not scored, or
+  // null to only compute logits. Returns the mean loss over scored targets (0 when none).
+  T forward(const int32_t* tokens, const int32_t* targets, int B, int Tn);
+  // grads += loss_scale · d(mean loss)/d(params) for the last forward, which must have had targets.
+  void backward(T loss_scale = T(1));
+  void zero_grad();
+
+  const T* logits() const;   // [logits_rows(), config().n_outputs()] of the last forward
+  int64_t logits_rows() const;
+  double loss_sum() const { return loss_sum_; }  // Σ loss over scored targets of the last forward
+  int64_t scored() const { return scored_; }
+
+  size_t arena_bytes() const;
+
+ private:
+  void check_inputs(const int32_t* tokens, const int32_t* targets, int B, int Tn) const;
+
+  ModelConfig config_;
+  ParamLayout layout_;
+  int max_batch_, max_seq_, threads_;
+  T* params_ = nullptr;
+  T* grads_ = nullptr;
+  std::unique_ptr<Activations<T>> acts_;
+  // The last forward's shape and targets, for backward.
+  int B_ = 0, T_ = 0;
+  const int32_t* tokens_ = nullptr;
+  const int32_t* targets_ = nullptr;
+  double loss_sum_ = 0.0;
+  int64_t scored_ = 0;
+};
+
+extern template class Transformer<float>;
+extern template class Transformer<double>;
+
+}  // namespace kvtie

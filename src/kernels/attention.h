@@ -1,0 +1,113 @@
+#pragma once
+// Scaled dot-product attention over a fused projection buffer.
+//
+// Q, K and V are column ranges of one [B, T, P] buffer (the output of the fused projection GEMM).
+// Shared projections share a column range: with K=V the value rows *are* the key rows, so the
+// forward reads one tensor for both roles and the backward accumulates dK and dV into the same
+// place. Query head h reads kv head h / (n_head / n_kv_head).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include <omp.h>
+
+#include "kernels/gemm.h"
+
+namespace kvtie {
+
+struct AttentionShape {
+  int B, T;
+  int n_head, n_kv_head, head_dim;
+  int proj_dim;                    // P: row stride of the fused projection buffer
+  int q_offset, k_offset, v_offset;  // column offsets of Q, K, V inside a row
+  bool causal;
+
+  int group() const { return n_head / n_kv_head; }
+  int out_dim() const { return n_head * head_dim; }
+};
+
+// out[B,T,n_head*hd] = softmax(Q Kᵀ / √hd  [causal mask]) V;  probs[B,n_head,T,T] kept for backward
+// (rows past the diagonal are 0 when causal).
+template <typename T>
+void attention_forward(T* out, T* probs, const T* qkv, const AttentionShape& s) {
+  const int Tn = s.T, P = s.proj_dim, hd = s.head_dim;
+  const T scale = T(1) / std::sqrt(T(hd));
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < s.B; b++) {
+    for (int h = 0; h < s.n_head; h++) {
+      const int g = h / s.group();
+      const T* q = qkv + static_cast<int64_t>(b) * Tn * P + s.q_offset + h * hd;
+      const T* k = qkv + static_cast<int64_t>(b) * Tn * P + s.k_offset + g * hd;
+      const T* v = qkv + static_cast<int64_t>(b) * Tn * P + s.v_offset + g * hd;
+      T* p = probs + (static_cast<int64_t>(b) * s.n_head + h) * Tn * Tn;
+      // S = scale · Q Kᵀ  [T, T]
+      gemm(false, true, Tn, Tn, hd, scale, q, P, k, P, T(0), p, Tn);
+      for (int i = 0; i < Tn; i++) {
+        T* row = p + static_cast<int64_t>(i) * Tn;
+        const int len = s.causal ? i + 1 : Tn;
+        T mx = -std::numeric_limits<T>::infinity();
+        for (int j = 0; j < len; j++) mx = std::max(mx, row[j]);
+        T sum = 0;
+        for (int j = 0; j < len; j++) {
+          row[j] = std::exp(row[j] - mx);
+          sum += row[j];
+        }
+        const T inv = T(1) / sum;
+        for (int j = 0; j < len; j++) row[j] *= inv;
+        for (int j = len; j < Tn; j++) row[j] = 0;
+      }
+      // out_h = P V  [T, hd]
+      T* o = out + static_cast<int64_t>(b) * Tn * s.out_dim() + h * hd;
+      gemm(false, false, Tn, hd, Tn, T(1), p, Tn, v, P, T(0), o, s.out_dim());
+    }
+  }
+}
+
+// Scratch the backward pass needs: one [T, T] tile per thread.
+inline int64_t attention_backward_scratch(const AttentionShape& s, int n_threads) {
+  return static_cast<int64_t>(n_threads) * s.T * s.T;
+}
+
+// dqkv[B,T,P] += gradients of Q, K and V (the caller zeroes it). Work is split by (batch, kv head)
+// so that the query heads of a group, which all write the same dK/dV rows, run in one thread.
+template <typename T>
+void attention_backward(T* dqkv, T* scratch, const T* dout, const T* qkv, const T* probs, const AttentionShape& s) {
+  const int Tn = s.T, P = s.proj_dim, hd = s.head_dim;
+  const T scale = T(1) / std::sqrt(T(hd));
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < s.B; b++) {
+    for (int g = 0; g < s.n_kv_head; g++) {
+      T* dp = scratch + static_cast<int64_t>(omp_get_thread_num()) * Tn * Tn;
+      const int64_t base = static_cast<int64_t>(b) * Tn * P;
+      const T* k = qkv + base + s.k_offset + g * hd;
+      const T* v = qkv + base + s.v_offset + g * hd;
+      T* dk = dqkv + base + s.k_offset + g * hd;
+      T* dv = dqkv + base + s.v_offset + g * hd;
+      for (int h = g * s.group(); h < (g + 1) * s.group(); h++) {
+        const T* q = qkv + base + s.q_offset + h * hd;
+        T* dq = dqkv + base + s.q_offset + h * hd;
+        const T* p = probs + (static_cast<int64_t>(b) * s.n_head + h) * Tn * Tn;
+        const T* go = dout + static_cast<int64_t>(b) * Tn * s.out_dim() + h * hd;
+        // dV += Pᵀ dO;  dP = dO Vᵀ
+        gemm(true, false, Tn, hd, Tn, T(1), p, Tn, go, s.out_dim(), T(1), dv, P);
+        gemm(false, true, Tn, Tn, hd, T(1), go, s.out_dim(), v, P, T(0), dp, Tn);
+        // dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale   (in place in dp)
+        for (int i = 0; i < Tn; i++) {
+          const T* pr = p + static_cast<int64_t>(i) * Tn;
+          T* dr = dp + static_cast<int64_t>(i) * Tn;
+          const int len = s.causal ? i + 1 : Tn;
+          T dot = 0;
+          for (int j = 0; j < len; j++) dot += pr[j] * dr[j];
+          for (int j = 0; j < len; j++) dr[j] = pr[j] * (dr[j] - dot) * scale;
+          for (int j = len; j < Tn; j++) dr[j] = 0;
+        }
+        // dQ += dS K;  dK += dSᵀ Q
+        gemm(false, false, Tn, hd, Tn, T(1), dp, Tn, k, P, T(1), dq, P);
+        gemm(true, false, Tn, hd, Tn, T(1), dp, Tn, q, P, T(1), dk, P);
+      }
+    }
+  }
+}
+
+}  // namespace kvtie

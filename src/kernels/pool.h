@@ -1,0 +1,32 @@
+#pragma once
+// Mean pooling over the sequence, for sequence-level classification heads.
+#include <cstdint>
+
+namespace kvtie {
+
+// out[B,d] = mean_t inp[B,T,d]
+template <typename T>
+void mean_pool_forward(T* out, const T* inp, int B, int Tn, int d) {
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < B; b++) {
+    T* o = out + static_cast<int64_t>(b) * d;
+    for (int i = 0; i < d; i++) o[i] = 0;
+    for (int t = 0; t < Tn; t++) {
+      const T* x = inp + (static_cast<int64_t>(b) * Tn + t) * d;
+      for (int i = 0; i < d; i++) o[i] += x[i];
+    }
+    for (int i = 0; i < d; i++) o[i] /= Tn;
+  }
+}
+
+// dinp[B,T,d] = dout[b] / T   (overwritten)
+template <typename T>
+void mean_pool_backward(T* dinp, const T* dout, int B, int Tn, int d) {
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < static_cast<int64_t>(B) * Tn; n++) {
+    const T* g = dout + (n / Tn) * d;
+    for (int i = 0; i < d; i++) dinp[n * d + i] = g[i] / Tn;
+  }
+}
+
+}  // namespace kvtie

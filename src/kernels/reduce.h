@@ -1,0 +1,42 @@
+#pragma once
+// Reductions whose summation order depends on neither the thread count nor the schedule, so that
+// a seed gives bit-identical results.
+#include <algorithm>
+#include <cstdint>
+
+namespace kvtie {
+
+// dst[c] += Σ_n src[n, c] for src [N, C]. Threads own column ranges; each sums rows in order.
+template <typename T>
+void accumulate_column_sums(T* dst, const T* src, int64_t N, int64_t C) {
+  constexpr int64_t kCols = 64;
+#pragma omp parallel for schedule(static)
+  for (int64_t c0 = 0; c0 < C; c0 += kCols) {
+    const int64_t c1 = std::min(C, c0 + kCols);
+    T acc[kCols] = {};
+    for (int64_t n = 0; n < N; n++) {
+      const T* row = src + n * C;
+      for (int64_t c = c0; c < c1; c++) acc[c - c0] += row[c];
+    }
+    for (int64_t c = c0; c < c1; c++) dst[c] += acc[c - c0];
+  }
+}
+
+// Σ x[i]² in double: 64 fixed stripes summed in order, whatever the thread count.
+template <typename T>
+double sum_of_squares(const T* x, int64_t n) {
+  constexpr int kStripes = 64;
+  double part[kStripes];
+#pragma omp parallel for schedule(static)
+  for (int k = 0; k < kStripes; k++) {
+    const int64_t begin = n * k / kStripes, end = n * (k + 1) / kStripes;
+    double acc = 0.0;
+    for (int64_t i = begin; i < end; i++) acc += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+    part[k] = acc;
+  }
+  double total = 0.0;
+  for (double p : part) total += p;
+  return total;
+}
+
+}  // namespace kvtie

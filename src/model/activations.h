@@ -1,0 +1,100 @@
+#pragma once
+// Every buffer one forward/backward pass of the transformer touches, planned in one arena.
+// Sizes are for the largest batch [max_batch, max_seq]; a smaller call uses a prefix of each.
+#include <omp.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "core/arena.h"
+#include "kernels/attention.h"
+#include "kvtie/config.h"
+
+namespace kvtie {
+
+// What one block keeps from its forward pass for its backward pass.
+template <typename T>
+struct BlockActivations {
+  T *ln1, *ln1_mean, *ln1_rstd;  // [N,d], [N], [N]
+  T* qkv;                        // [N,P] fused projections
+  T* probs;                      // [B,n_head,T,T] attention probabilities
+  T* att;                        // [N,n_head*hd] attention output before the out projection
+  T* res_att;                    // [N,d] residual stream after the attention branch
+  T *ln2, *ln2_mean, *ln2_rstd;  // [N,d], [N], [N]
+  T* fc;                         // [N,d_ff] before GELU
+  T* fc_gelu;                    // [N,d_ff] after GELU
+  T* res_out;                    // [N,d] block output
+};
+
+// Gradient buffers reused by every block in turn during the backward pass.
+template <typename T>
+struct BlockScratch {
+  T* branch;     // [N,d] output of a branch's last linear (forward) / LayerNorm input grad (backward)
+  T* dln;        // [N,d] gradient at a LayerNorm output
+  T* dqkv;       // [N,P]
+  T* datt;       // [N,n_head*hd]
+  T* dff;        // [N,d_ff]
+  T* attn_tile;  // per-thread [T,T] tiles for the attention backward
+};
+
+template <typename T>
+struct Activations {
+  Activations(const ModelConfig& c, int64_t param_count, int max_batch, int max_seq, int threads)
+      : blocks(c.n_layer) {
+    const int64_t N = static_cast<int64_t>(max_batch) * max_seq, d = c.d_model;
+    const int64_t rows = c.head == Head::pooled ? max_batch : N;
+    arena.plan(&params, param_count);
+    arena.plan(&grads, param_count);
+    arena.plan(&tokens, N);
+    arena.plan(&targets, N);
+    arena.plan(&emb, N * d);
+    for (auto& a : blocks) {
+      arena.plan(&a.ln1, N * d);
+      arena.plan(&a.ln1_mean, N);
+      arena.plan(&a.ln1_rstd, N);
+      arena.plan(&a.qkv, N * c.attn_proj_dim());
+      arena.plan(&a.probs, static_cast<int64_t>(max_batch) * c.n_head * max_seq * max_seq);
+      arena.plan(&a.att, N * c.q_dim());
+      arena.plan(&a.res_att, N * d);
+      arena.plan(&a.ln2, N * d);
+      arena.plan(&a.ln2_mean, N);
+      arena.plan(&a.ln2_rstd, N);
+      arena.plan(&a.fc, N * c.d_ff);
+      arena.plan(&a.fc_gelu, N * c.d_ff);
+      arena.plan(&a.res_out, N * d);
+    }
+    arena.plan(&lnf, N * d);
+    arena.plan(&lnf_mean, N);
+    arena.plan(&lnf_rstd, N);
+    if (c.head == Head::pooled) {
+      arena.plan(&pooled, max_batch * d);
+      arena.plan(&dpooled, max_batch * d);
+    }
+    arena.plan(&logits, rows * c.n_outputs());
+    arena.plan(&losses, rows);
+    arena.plan(&lse, rows);
+    arena.plan(&dres, N * d);
+    arena.plan(&dlnf, N * d);
+    arena.plan(&scratch.branch, N * d);
+    arena.plan(&scratch.dln, N * d);
+    arena.plan(&scratch.dqkv, N * c.attn_proj_dim());
+    arena.plan(&scratch.datt, N * c.q_dim());
+    arena.plan(&scratch.dff, N * c.d_ff);
+    arena.plan(&scratch.attn_tile, static_cast<int64_t>(threads) * max_seq * max_seq);
+    arena.allocate();
+  }
+
+  Arena arena;
+  T *params, *grads;
+  int32_t *tokens, *targets;
+  T* emb;  // [N,d] embedding output, the first block's input
+  std::vector<BlockActivations<T>> blocks;
+  T *lnf, *lnf_mean, *lnf_rstd;
+  T *pooled = nullptr, *dpooled = nullptr;  // [B,d], pooled head only
+  T* logits;                                // [rows, n_outputs]; holds dlogits after backward
+  T *losses, *lse;                          // [rows]
+  T *dres, *dlnf;                           // [N,d]
+  BlockScratch<T> scratch;
+};
+
+}  // namespace kvtie

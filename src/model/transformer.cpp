@@ -1,0 +1,172 @@
+#include "kvtie/model.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/rng.h"
+#include "kernels/embedding.h"
+#include "kernels/layernorm.h"
+#include "kernels/linear.h"
+#include "kernels/pool.h"
+#include "kernels/softmax_xent.h"
+#include "kvtie/error.h"
+#include "model/activations.h"
+#include "model/block.h"
+
+namespace kvtie {
+
+template <typename T>
+Transformer<T>::Transformer(const ModelConfig& config, int max_batch, int max_seq)
+    : config_(config),
+      layout_(make_param_layout(config)),
+      max_batch_(max_batch),
+      max_seq_(max_seq),
+      threads_(omp_get_max_threads()) {
+  if (max_batch < 1) fail("batch size must be at least 1, got {}", max_batch);
+  if (max_seq < 1 || max_seq > config.max_seq_len)
+    fail("sequence length {} is outside [1, max_seq_len {}]", max_seq, config.max_seq_len);
+  acts_ = std::make_unique<Activations<T>>(config_, layout_.total, max_batch, max_seq, threads_);
+  params_ = acts_->params;
+  grads_ = acts_->grads;
+  std::fill(params_, params_ + layout_.total, T(0));
+  zero_grad();
+}
+
+template <typename T>
+Transformer<T>::~Transformer() = default;
+
+template <typename T>
+size_t Transformer<T>::arena_bytes() const {
+  return acts_->arena.bytes();
+}
+
+template <typename T>
+void Transformer<T>::init_weights(uint64_t seed) {
+  Rng rng(seed);
+  for (const auto& t : layout_.tensors) {
+    T* p = params_ + t.offset;
+    const bool is_matrix = t.shape.size() >= 2;
+    const bool is_norm_weight = !is_matrix && t.name.ends_with(".weight");
+    for (int64_t i = 0; i < t.numel; i++)
+      p[i] = is_matrix ? static_cast<T>(0.02 * rng.normal()) : is_norm_weight ? T(1) : T(0);
+  }
+}
+
+template <typename T>
+void Transformer<T>::zero_grad() {
+  std::fill(grads_, grads_ + layout_.total, T(0));
+}
+
+template <typename T>
+void Transformer<T>::check_inputs(const int32_t* tokens, const int32_t* targets, int B, int Tn) const {
+  if (B < 1 || B > max_batch_) fail("batch {} is outside [1, {}]", B, max_batch_);
+  if (Tn < 1 || Tn > max_seq_) fail("sequence length {} is outside [1, {}]", Tn, max_seq_);
+  const int64_t N = static_cast<int64_t>(B) * Tn;
+  for (int64_t n = 0; n < N; n++)
+    if (tokens[n] < 0 || tokens[n] >= config_.vocab_size)
+      fail("token {} at position {} is outside the vocabulary [0, {})", tokens[n], n, config_.vocab_size);
+  if (!targets) return;
+  const int64_t rows = config_.head == Head::pooled ? B : N;
+  for (int64_t n = 0; n < rows; n++)
+    if (targets[n] < -1 || targets[n] >= config_.n_outputs())
+      fail("target {} at position {} is outside [0, {}) (or -1 to skip)", targets[n], n, config_.n_outputs());
+}
+
+template <typename T>
+int64_t Transformer<T>::logits_rows() const {
+  return config_.head == Head::pooled ? B_ : static_cast<int64_t>(B_) * T_;
+}
+
+template <typename T>
+const T* Transformer<T>::logits() const {
+  return acts_->logits;
+}
+
+template <typename T>
+T Transformer<T>::forward(const int32_t* tokens, const int32_t* targets, int B, int Tn) {
+  check_inputs(tokens, targets, B, Tn);
+  Activations<T>& a = *acts_;
+  const ModelConfig& c = config_;
+  const int64_t N = static_cast<int64_t>(B) * Tn;
+  const int d = c.d_model;
+  const T* w = params_;
+  B_ = B;
+  T_ = Tn;
+  std::copy(tokens, tokens + N, a.tokens);
+
+  embedding_forward(a.emb, a.tokens, w + layout_.tok_emb, layout_.pos_emb >= 0 ? w + layout_.pos_emb : nullptr, B,
+                    Tn, d);
+  const T* x = a.emb;
+  for (int l = 0; l < c.n_layer; l++) {
+    block_forward(a.blocks[l], a.scratch, x, w, layout_.blocks[l], c, B, Tn);
+    x = a.blocks[l].res_out;
+  }
+  layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, x, w + layout_.lnf_w, w + layout_.lnf_b, N, d);
+  switch (c.head) {
+    case Head::lm: linear_forward(a.logits, a.lnf, w + layout_.tok_emb, static_cast<const T*>(nullptr), N, d, c.vocab_size); break;
+    case Head::token: linear_forward(a.logits, a.lnf, w + layout_.head_w, w + layout_.head_b, N, d, c.n_classes); break;
+    case Head::pooled:
+      mean_pool_forward(a.pooled, a.lnf, B, Tn, d);
+      linear_forward(a.logits, a.pooled, w + layout_.head_w, w + layout_.head_b, B, d, c.n_classes);
+      break;
+  }
+
+  loss_sum_ = 0.0;
+  scored_ = 0;
+  if (!targets) {
+    targets_ = nullptr;
+    return T(0);
+  }
+  const int64_t rows = logits_rows();
+  std::copy(targets, targets + rows, a.targets);
+  targets_ = a.targets;
+  softmax_xent_forward(a.losses, a.lse, a.logits, a.targets, rows, c.n_outputs());
+  for (int64_t n = 0; n < rows; n++) {
+    loss_sum_ += a.losses[n];
+    scored_ += a.targets[n] != kIgnoreIndex;
+  }
+  return scored_ ? static_cast<T>(loss_sum_ / static_cast<double>(scored_)) : T(0);
+}
+
+template <typename T>
+void Transformer<T>::backward(T loss_scale) {
+  if (!targets_) fail("backward needs a forward pass with targets");
+  if (omp_get_max_threads() > threads_)
+    fail("thread count rose from {} to {} after the model was built", threads_, omp_get_max_threads());
+  Activations<T>& a = *acts_;
+  const ModelConfig& c = config_;
+  const int B = B_, Tn = T_, d = c.d_model;
+  const int64_t N = static_cast<int64_t>(B) * Tn, rows = logits_rows();
+  const T* w = params_;
+  T* g = grads_;
+  if (scored_ == 0) return;  // nothing was scored: the loss is constant
+
+  T* dlogits = a.logits;  // overwritten in place
+  softmax_xent_backward(dlogits, a.logits, a.lse, a.targets, loss_scale / static_cast<T>(scored_), rows,
+                        c.n_outputs());
+  switch (c.head) {
+    case Head::lm: linear_backward(a.dlnf, g + layout_.tok_emb, static_cast<T*>(nullptr), dlogits, a.lnf, w + layout_.tok_emb, N, d, c.vocab_size); break;
+    case Head::token: linear_backward(a.dlnf, g + layout_.head_w, g + layout_.head_b, dlogits, a.lnf, w + layout_.head_w, N, d, c.n_classes); break;
+    case Head::pooled:
+      linear_backward(a.dpooled, g + layout_.head_w, g + layout_.head_b, dlogits, a.pooled, w + layout_.head_w, B, d, c.n_classes);
+      mean_pool_backward(a.dlnf, a.dpooled, B, Tn, d);
+      break;
+  }
+  const T* last = c.n_layer ? a.blocks.back().res_out : a.emb;
+  layernorm_backward(a.dres, g + layout_.lnf_w, g + layout_.lnf_b, a.dlnf, last, w + layout_.lnf_w, a.lnf_mean,
+                     a.lnf_rstd, N, d);
+  for (int l = c.n_layer - 1; l >= 0; l--) {
+    const T* x = l ? a.blocks[l - 1].res_out : a.emb;
+    block_backward(a.dres, a.scratch, a.blocks[l], x, w, g, layout_.blocks[l], c, B, Tn);
+  }
+  embedding_backward(g + layout_.tok_emb, layout_.pos_emb >= 0 ? g + layout_.pos_emb : nullptr, a.dres, a.tokens, B,
+                     Tn, d);
+  targets_ = nullptr;  // the logits now hold gradients: a second backward would be wrong
+}
+
+template class Transformer<float>;
+template class Transformer<double>;
+
+}  // namespace kvtie

@@ -1,0 +1,49 @@
+#include "train/evaluate.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/softmax_xent.h"
+#include "kvtie/error.h"
+
+namespace kvtie {
+
+EvalResult evaluate_tokens(Transformer<float>& model, const std::vector<int32_t>& tokens, const std::string& source) {
+  const ModelConfig& c = model.config();
+  if (c.head != Head::lm) fail("{}: eval needs a model with an LM head", source);
+  if (tokens.size() < 2) fail("{}: {} tokens; need at least 2 to predict one", source, tokens.size());
+  for (size_t i = 0; i < tokens.size(); i++)
+    if (tokens[i] < 0 || tokens[i] >= c.vocab_size)
+      fail("{}: token {} at index {} is outside the model's vocabulary [0, {})", source, tokens[i], i, c.vocab_size);
+
+  const int S = model.max_seq();
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  std::vector<int32_t> x(static_cast<size_t>(model.max_batch()) * S), y(x.size());
+  double loss_sum = 0.0;
+  int64_t predicted = 0;
+  // Full windows go through in batches; the final short window alone.
+  for (int64_t start = 0; start < n;) {
+    const int64_t remaining = n - start;
+    const int len = static_cast<int>(std::min<int64_t>(S, remaining));
+    const int batch = len == S ? static_cast<int>(std::min<int64_t>(model.max_batch(), remaining / S)) : 1;
+    for (int b = 0; b < batch; b++) {
+      const int32_t* w = tokens.data() + start + static_cast<int64_t>(b) * len;
+      for (int t = 0; t < len; t++) {
+        x[static_cast<size_t>(b) * len + t] = w[t];
+        y[static_cast<size_t>(b) * len + t] = t + 1 < len ? w[t + 1] : kIgnoreIndex;
+      }
+    }
+    model.forward(x.data(), y.data(), batch, len);
+    loss_sum += model.loss_sum();
+    predicted += model.scored();
+    start += static_cast<int64_t>(batch) * len;
+  }
+  if (predicted == 0) fail("{}: no token could be predicted", source);
+  EvalResult r;
+  r.loss = loss_sum / static_cast<double>(predicted);
+  r.ppl = std::exp(r.loss);
+  r.tokens = predicted;
+  return r;
+}
+
+}  // namespace kvtie

@@ -1,0 +1,22 @@
+#pragma once
+// Mean next-token loss of a causal LM over a 1-D token array, cut into consecutive
+// non-overlapping windows of max_seq_len tokens (the last window may be shorter). In each window
+// every token but the first is predicted from the ones before it.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kvtie/model.h"
+
+namespace kvtie {
+
+struct EvalResult {
+  double loss = 0.0;  // mean over predicted tokens
+  double ppl = 0.0;
+  int64_t tokens = 0;  // predicted tokens
+};
+
+// `source` names the token file in error messages. The model must have an LM head.
+EvalResult evaluate_tokens(Transformer<float>& model, const std::vector<int32_t>& tokens, const std::string& source);
+
+}  // namespace kvtie

@@ -1,0 +1,38 @@
+#pragma once
+// The "train" section of a run config: what to train on and the optimiser recipe (the study's
+// AdamW defaults: β (0.9, 0.95), weight decay 0.1, clip 1.0, warmup then cosine to lr/10, and a step
+// whose gradient norm exceeds 100 is skipped).
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace kvtie {
+
+struct TrainConfig {
+  std::string task = "copy";  // built-in task
+  int64_t steps = 200;
+  int batch_size = 16;
+  int seq_len = 32;
+  int grad_accum = 1;
+  double lr = 1e-3;
+  double min_lr_ratio = 0.1;
+  int64_t warmup_steps = 20;
+  double weight_decay = 0.1;
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+  double grad_clip = 1.0;        // 0 disables clipping
+  double skip_grad_norm = 100.0;  // 0 disables skipping
+  uint64_t seed = 1;
+  int64_t log_every = 10;
+  int threads = 0;  // 0: OpenMP's default
+  std::string out_dir = "runs/train";
+};
+
+TrainConfig parse_train_config(const nlohmann::json& j, std::string_view where = "train");
+nlohmann::json to_json(const TrainConfig& c);
+
+// Learning rate at 0-based step: linear warmup to lr, then cosine decay to lr·min_lr_ratio.
+double learning_rate(const TrainConfig& c, int64_t step);
+
+}  // namespace kvtie
