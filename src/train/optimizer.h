@@ -1,6 +1,8 @@
 #pragma once
 // AdamW over a model's flat parameter buffer, with global-norm gradient clipping and the study's
 // rule of skipping a step whose gradient norm is above a threshold.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -26,7 +28,8 @@ class AdamW {
     const double norm = std::sqrt(sum_of_squares(model.grads(), n));
     if (c.skip_grad_norm > 0 && !(norm <= c.skip_grad_norm)) return {norm, true};
     step_++;
-    const double scale = c.grad_clip > 0 && norm > c.grad_clip ? c.grad_clip / norm : 1.0;
+    // As torch.nn.utils.clip_grad_norm_: the 1e-6 keeps a zero gradient finite.
+    const double scale = c.grad_clip > 0 ? std::min(1.0, c.grad_clip / (norm + 1e-6)) : 1.0;
     for (const auto& t : model.layout().tensors) {
       const AdamWStep a{lr, c.beta1, c.beta2, c.eps, t.decay ? c.weight_decay : 0.0, step_, scale};
       adamw_update(model.params() + t.offset, model.grads() + t.offset, m_.data() + t.offset, v_.data() + t.offset,

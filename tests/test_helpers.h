@@ -1,0 +1,48 @@
+#pragma once
+// Shared by the numeric tests: random parameters that make every gradient non-trivial, and error
+// measures relative to a tensor's scale.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "core/rng.h"
+#include "kvtie/model.h"
+
+namespace kvtie::test {
+
+// Larger than the training init (std 0.3, non-zero biases, LayerNorm weights near 1) so that no
+// path through the network is negligible.
+template <typename T>
+void randomize_params(Transformer<T>& model, uint64_t seed) {
+  Rng rng(seed);
+  for (const auto& t : model.layout().tensors) {
+    const bool matrix = t.shape.size() >= 2;
+    const bool norm_weight = !matrix && t.name.ends_with(".weight");
+    for (int64_t i = 0; i < t.numel; i++) {
+      const double r = rng.normal();
+      model.params()[t.offset + i] = static_cast<T>(matrix ? 0.3 * r : norm_weight ? 1.0 + 0.1 * r : 0.1 * r);
+    }
+  }
+}
+
+// max |a − b| / max(max |b|, floor): the error relative to the reference tensor's scale. The floor
+// (e.g. a fraction of the largest gradient in the model) keeps tensors whose exact gradient is 0,
+// such as the key bias under softmax's shift invariance, from comparing rounding noise to noise.
+template <typename A, typename B>
+double scaled_error(const A* a, const B* b, int64_t n, double floor = 0.0) {
+  double diff = 0.0, scale = floor;
+  for (int64_t i = 0; i < n; i++) {
+    diff = std::max(diff, std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
+    scale = std::max(scale, std::abs(static_cast<double>(b[i])));
+  }
+  return scale > 0 ? diff / scale : diff;
+}
+
+template <typename T>
+double max_abs(const T* x, int64_t n) {
+  double m = 0.0;
+  for (int64_t i = 0; i < n; i++) m = std::max(m, std::abs(static_cast<double>(x[i])));
+  return m;
+}
+
+}  // namespace kvtie::test
