@@ -1,0 +1,790 @@
+// Finite-difference checks of every kernel's backward pass (in double), reference checks of the
+// attention forward pass and the AdamW update, and determinism of the reductions.
+//
+// Scheme: for a kernel out = f(x, θ) pick a fixed random R and the scalar loss L = Σ out ⊙ R, so
+// that dL/dout = R. The backward is called with dout = R and every element of every analytic
+// gradient is compared with the central difference (L(x + h) − L(x − h)) / 2h, h = 1e-6.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/adamw.h"
+#include "kernels/attention.h"
+#include "kernels/embedding.h"
+#include "kernels/gelu.h"
+#include "kernels/layernorm.h"
+#include "kernels/linear.h"
+#include "kernels/pool.h"
+#include "kernels/reduce.h"
+#include "kernels/residual.h"
+#include "kernels/softmax_xent.h"
+
+namespace kvtie {
+namespace {
+
+using Vec = std::vector<double>;
+
+constexpr double kStep = 1e-6;       // finite-difference step
+constexpr double kMaxRelErr = 1e-6;  // the bar every gradient must pass
+// Denominator floor of the relative error, as a fraction of the tensor's largest numerical
+// gradient: the central difference carries ~1e-10·|L| of rounding noise, so elements whose
+// gradient is (nearly) zero cannot be compared relative to themselves. The floor keeps the test
+// sensitive to any error above ~1e-9 of the tensor's gradient scale.
+constexpr double kFloorFrac = 1e-3;
+
+Vec random_vec(size_t n, std::mt19937_64& rng, double lo = -1.0, double hi = 1.0) {
+  std::uniform_real_distribution<double> u(lo, hi);
+  Vec v(n);
+  for (double& x : v) x = u(rng);
+  return v;
+}
+
+double dot(const Vec& a, const Vec& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double s = 0.0;
+  for (size_t i = 0; i < a.size(); i++) s += a[i] * b[i];
+  return s;
+}
+
+// Central differences of loss() with respect to every element of x (x is restored afterwards).
+Vec numeric_grad(Vec& x, const std::function<double()>& loss, double h = kStep) {
+  Vec g(x.size());
+  for (size_t i = 0; i < x.size(); i++) {
+    const double saved = x[i];
+    x[i] = saved + h;
+    const double lp = loss();
+    x[i] = saved - h;
+    const double lm = loss();
+    x[i] = saved;
+    g[i] = (lp - lm) / (2 * h);
+  }
+  return g;
+}
+
+struct GradError {
+  double max_rel = 0.0;  // max over elements of |a − n| / max(|a| + |n|, floor)
+  size_t worst = 0;
+  double analytic = 0.0, numeric = 0.0;
+  double scale = 0.0;  // max |n|
+};
+
+// The one definition of "relative error" used by every check in this file.
+GradError grad_error(const Vec& analytic, const Vec& numeric) {
+  GradError e;
+  EXPECT_EQ(analytic.size(), numeric.size());
+  for (double n : numeric) e.scale = std::max(e.scale, std::abs(n));
+  const double floor = 1e-8 + kFloorFrac * e.scale;
+  for (size_t i = 0; i < std::min(analytic.size(), numeric.size()); i++) {
+    const double a = analytic[i], n = numeric[i];
+    double rel = std::abs(a - n) / std::max(std::abs(a) + std::abs(n), floor);
+    if (std::isnan(rel)) rel = std::numeric_limits<double>::infinity();
+    if (rel > e.max_rel || i == 0) {
+      e.max_rel = rel;
+      e.worst = i;
+      e.analytic = a;
+      e.numeric = n;
+    }
+  }
+  return e;
+}
+
+void expect_grad_close(const std::string& what, const Vec& analytic, const Vec& numeric) {
+  ASSERT_EQ(analytic.size(), numeric.size()) << what;
+  const GradError e = grad_error(analytic, numeric);
+  EXPECT_LT(e.max_rel, kMaxRelErr) << what << ": worst element " << e.worst << " analytic " << e.analytic
+                                   << " numeric " << e.numeric << " (gradient scale " << e.scale << ")";
+  // A check against an all-zero gradient proves nothing: make sure the case exercises something.
+  EXPECT_GT(e.scale, 1e-3) << what << ": gradient is (nearly) zero everywhere";
+}
+
+// "Accumulate" contract: out = prefill + gradient. Returns the gradient part.
+Vec minus(const Vec& a, const Vec& b) {
+  Vec r(a.size());
+  for (size_t i = 0; i < a.size(); i++) r[i] = a[i] - b[i];
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checker itself must be able to fail.
+
+TEST(GradCheckHelper, DetectsAPerturbedGradient) {
+  std::mt19937_64 rng(1);
+  const int N = 4, C = 6, OC = 5;
+  Vec inp = random_vec(N * C, rng), w = random_vec(OC * C, rng), b = random_vec(OC, rng), R = random_vec(N * OC, rng);
+  Vec out(N * OC);
+  auto loss = [&] {
+    linear_forward(out.data(), inp.data(), w.data(), b.data(), N, C, OC);
+    return dot(out, R);
+  };
+  Vec dinp(N * C), dw(OC * C, 0.0), db(OC, 0.0);
+  linear_backward(dinp.data(), dw.data(), db.data(), R.data(), inp.data(), w.data(), N, C, OC);
+  const Vec nw = numeric_grad(w, loss);
+  EXPECT_LT(grad_error(dw, nw).max_rel, kMaxRelErr);
+
+  // A relative perturbation of 1e-4 on a single element must be reported.
+  Vec bad = dw;
+  bad[7] *= 1.0 + 1e-4;
+  const GradError e = grad_error(bad, nw);
+  EXPECT_GT(e.max_rel, 10 * kMaxRelErr);
+  EXPECT_EQ(e.worst, 7u);
+  // So must a sign error, a missing element and a NaN.
+  bad = dw;
+  bad[3] = -bad[3];
+  EXPECT_GT(grad_error(bad, nw).max_rel, 0.5);
+  bad = dw;
+  bad[0] = 0.0;
+  EXPECT_GT(grad_error(bad, nw).max_rel, 0.5);
+  bad = dw;
+  bad[5] = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_GT(grad_error(bad, nw).max_rel, 1.0);
+  // And a gradient that is off by a tiny absolute amount on an element whose true gradient is
+  // zero is tolerated only below the floor.
+  Vec zeros(10, 0.0), ones(10, 0.0);
+  ones[0] = 1.0;
+  zeros[0] = 1.0;
+  zeros[4] = 1e-5;  // 1e-5 of the scale: well above the ~1e-9 noise floor
+  EXPECT_GT(grad_error(zeros, ones).max_rel, kMaxRelErr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embedding
+
+void check_embedding(bool with_pos) {
+  std::mt19937_64 rng(with_pos ? 11 : 12);
+  const int B = 2, Tn = 5, d = 37, V = 6;  // d > 32 covers two column blocks of the backward
+  // Repeated tokens, within and across sequences; token 5 never appears (its gradient must stay 0).
+  const std::vector<int32_t> tokens = {0, 3, 3, 1, 0, 2, 3, 4, 0, 0};
+  Vec tok = random_vec(static_cast<size_t>(V) * d, rng), pos = random_vec(static_cast<size_t>(Tn) * d, rng);
+  const Vec R = random_vec(static_cast<size_t>(B) * Tn * d, rng);
+  Vec out(R.size());
+  auto loss = [&] {
+    embedding_forward(out.data(), tokens.data(), tok.data(), with_pos ? pos.data() : nullptr, B, Tn, d);
+    return dot(out, R);
+  };
+  // The backward accumulates: prefill and subtract.
+  const Vec pre_tok = random_vec(tok.size(), rng), pre_pos = random_vec(pos.size(), rng);
+  Vec dtok = pre_tok, dpos = pre_pos;
+  embedding_backward(dtok.data(), with_pos ? dpos.data() : nullptr, R.data(), tokens.data(), B, Tn, d);
+  const Vec gtok = minus(dtok, pre_tok);
+  expect_grad_close("dtok_emb", gtok, numeric_grad(tok, loss));
+  for (int i = 0; i < d; i++) EXPECT_EQ(gtok[5 * d + i], 0.0) << "unused token row must get no gradient";
+  if (with_pos) {
+    expect_grad_close("dpos_emb", minus(dpos, pre_pos), numeric_grad(pos, loss));
+  } else {
+    EXPECT_EQ(dpos, pre_pos) << "dpos_emb must be untouched without a position table";
+  }
+}
+
+TEST(GradCheck, EmbeddingWithPositions) { check_embedding(true); }
+TEST(GradCheck, EmbeddingWithoutPositions) { check_embedding(false); }
+
+TEST(Kernels, EmbeddingForwardValues) {
+  const int B = 1, Tn = 3, d = 2;
+  const std::vector<int32_t> tokens = {2, 0, 2};
+  const Vec tok = {1, 2, 3, 4, 5, 6}, pos = {10, 20, 30, 40, 50, 60};
+  Vec out(6);
+  embedding_forward(out.data(), tokens.data(), tok.data(), pos.data(), B, Tn, d);
+  EXPECT_EQ(out, (Vec{15, 26, 31, 42, 55, 66}));
+  embedding_forward(out.data(), tokens.data(), tok.data(), static_cast<const double*>(nullptr), B, Tn, d);
+  EXPECT_EQ(out, (Vec{5, 6, 1, 2, 5, 6}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerNorm
+
+TEST(GradCheck, LayerNorm) {
+  std::mt19937_64 rng(21);
+  const int N = 6, C = 70;  // C > 64 covers two column blocks of the dw/db reduction
+  Vec inp = random_vec(static_cast<size_t>(N) * C, rng, -2.0, 2.0);
+  Vec w = random_vec(C, rng, 0.5, 1.5), b = random_vec(C, rng);
+  const Vec R = random_vec(inp.size(), rng);
+  Vec out(inp.size()), mean(N), rstd(N);
+  auto loss = [&] {
+    layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), w.data(), b.data(), N, C);
+    return dot(out, R);
+  };
+  loss();
+  const Vec pre_w = random_vec(C, rng), pre_b = random_vec(C, rng);
+  Vec dinp(inp.size(), 1e3), dw = pre_w, db = pre_b;  // dinp prefilled with garbage: it is overwritten
+  layernorm_backward(dinp.data(), dw.data(), db.data(), R.data(), inp.data(), w.data(), mean.data(), rstd.data(), N, C);
+  expect_grad_close("layernorm dinp", dinp, numeric_grad(inp, loss));
+  expect_grad_close("layernorm dw (+=)", minus(dw, pre_w), numeric_grad(w, loss));
+  expect_grad_close("layernorm db (+=)", minus(db, pre_b), numeric_grad(b, loss));
+}
+
+TEST(Kernels, LayerNormForwardMatchesDefinition) {
+  std::mt19937_64 rng(22);
+  const int N = 3, C = 9;
+  const Vec inp = random_vec(N * C, rng, -3, 3), w = random_vec(C, rng), b = random_vec(C, rng);
+  Vec out(N * C), mean(N), rstd(N);
+  layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), w.data(), b.data(), N, C);
+  for (int n = 0; n < N; n++) {
+    double m = 0, v = 0;
+    for (int i = 0; i < C; i++) m += inp[n * C + i] / C;
+    for (int i = 0; i < C; i++) v += (inp[n * C + i] - m) * (inp[n * C + i] - m) / C;  // biased, as PyTorch
+    EXPECT_NEAR(mean[n], m, 1e-14);
+    EXPECT_NEAR(rstd[n], 1.0 / std::sqrt(v + 1e-5), 1e-12);
+    for (int i = 0; i < C; i++)
+      EXPECT_NEAR(out[n * C + i], (inp[n * C + i] - m) / std::sqrt(v + 1e-5) * w[i] + b[i], 1e-12);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linear
+
+void check_linear(bool with_bias, bool with_dinp) {
+  std::mt19937_64 rng(31 + 2 * with_bias + with_dinp);
+  const int N = 5, C = 7, OC = 67;  // OC > 64 covers two column blocks of the bias reduction
+  Vec inp = random_vec(static_cast<size_t>(N) * C, rng), w = random_vec(static_cast<size_t>(OC) * C, rng);
+  Vec b = random_vec(OC, rng);
+  const Vec R = random_vec(static_cast<size_t>(N) * OC, rng);
+  Vec out(R.size());
+  auto loss = [&] {
+    linear_forward(out.data(), inp.data(), w.data(), with_bias ? b.data() : nullptr, N, C, OC);
+    return dot(out, R);
+  };
+  const Vec pre_w = random_vec(w.size(), rng), pre_b = random_vec(b.size(), rng);
+  Vec dinp(inp.size(), -7.0), dw = pre_w, db = pre_b;
+  linear_backward(with_dinp ? dinp.data() : nullptr, dw.data(), with_bias ? db.data() : nullptr, R.data(), inp.data(),
+                  w.data(), N, C, OC);
+  if (with_dinp)
+    expect_grad_close("linear dinp", dinp, numeric_grad(inp, loss));
+  else
+    EXPECT_EQ(dinp, Vec(inp.size(), -7.0)) << "null dinp: nothing written";
+  expect_grad_close("linear dw (+=)", minus(dw, pre_w), numeric_grad(w, loss));
+  if (with_bias)
+    expect_grad_close("linear db (+=)", minus(db, pre_b), numeric_grad(b, loss));
+  else
+    EXPECT_EQ(db, pre_b);
+}
+
+TEST(GradCheck, LinearWithBias) { check_linear(true, true); }
+TEST(GradCheck, LinearWithoutBias) { check_linear(false, true); }
+TEST(GradCheck, LinearWithoutDinp) { check_linear(true, false); }
+
+TEST(Kernels, LinearForwardValues) {
+  // out = inp · wᵀ + b with w in PyTorch layout [OC, C].
+  const Vec inp = {1, 2, 3, 4, 5, 6};  // [2, 3]
+  const Vec w = {1, 0, -1, 2, 1, 0};   // [2, 3]
+  const Vec b = {0.5, -0.5};
+  Vec out(4, 99.0);
+  linear_forward(out.data(), inp.data(), w.data(), b.data(), 2, 3, 2);
+  EXPECT_EQ(out, (Vec{-1.5, 3.5, -1.5, 12.5}));
+  linear_forward(out.data(), inp.data(), w.data(), static_cast<const double*>(nullptr), 2, 3, 2);
+  EXPECT_EQ(out, (Vec{-2, 4, -2, 13}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// GELU, residual, mean pool
+
+TEST(GradCheck, Gelu) {
+  std::mt19937_64 rng(41);
+  Vec inp = random_vec(200, rng, -5.0, 5.0);
+  inp[0] = 0.0;
+  const Vec R = random_vec(inp.size(), rng);
+  Vec out(inp.size());
+  const int64_t n = static_cast<int64_t>(inp.size());
+  auto loss = [&] {
+    gelu_forward(out.data(), inp.data(), n);
+    return dot(out, R);
+  };
+  Vec dinp(inp.size(), 123.0);
+  gelu_backward(dinp.data(), inp.data(), R.data(), n);
+  expect_grad_close("gelu dinp", dinp, numeric_grad(inp, loss));
+  // Exact (erf) GELU values, as torch.nn.functional.gelu(approximate='none').
+  const Vec x = {-3.0, -1.0, 0.0, 0.5, 2.0};
+  Vec y(x.size());
+  gelu_forward(y.data(), x.data(), static_cast<int64_t>(x.size()));
+  const Vec expect = {-0.00404969409489031, -0.15865525393145707, 0.0, 0.34573123063700656, 1.9544997361036416};
+  for (size_t i = 0; i < x.size(); i++) EXPECT_NEAR(y[i], expect[i], 1e-15) << "gelu(" << x[i] << ")";
+}
+
+TEST(GradCheck, Residual) {
+  std::mt19937_64 rng(51);
+  const int64_t n = 33;
+  Vec a = random_vec(n, rng), b = random_vec(n, rng);
+  const Vec R = random_vec(n, rng);
+  Vec out(n);
+  auto loss = [&] {
+    residual_forward(out.data(), a.data(), b.data(), n);
+    return dot(out, R);
+  };
+  const Vec pre_a = random_vec(n, rng), pre_b = random_vec(n, rng);
+  Vec da = pre_a, db = pre_b;
+  residual_backward(da.data(), R.data(), n);
+  residual_backward(db.data(), R.data(), n);
+  expect_grad_close("residual da (+=)", minus(da, pre_a), numeric_grad(a, loss));
+  expect_grad_close("residual db (+=)", minus(db, pre_b), numeric_grad(b, loss));
+}
+
+TEST(GradCheck, MeanPool) {
+  std::mt19937_64 rng(61);
+  const int B = 3, Tn = 5, d = 4;
+  Vec inp = random_vec(static_cast<size_t>(B) * Tn * d, rng);
+  const Vec R = random_vec(static_cast<size_t>(B) * d, rng);
+  Vec out(R.size());
+  auto loss = [&] {
+    mean_pool_forward(out.data(), inp.data(), B, Tn, d);
+    return dot(out, R);
+  };
+  loss();
+  for (int b = 0; b < B; b++)
+    for (int i = 0; i < d; i++) {
+      double m = 0;
+      for (int t = 0; t < Tn; t++) m += inp[(b * Tn + t) * d + i];
+      EXPECT_NEAR(out[b * d + i], m / Tn, 1e-15);
+    }
+  Vec dinp(inp.size(), 5.0);
+  mean_pool_backward(dinp.data(), R.data(), B, Tn, d);
+  expect_grad_close("mean_pool dinp", dinp, numeric_grad(inp, loss));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax cross-entropy
+
+TEST(GradCheck, SoftmaxXent) {
+  std::mt19937_64 rng(71);
+  const int N = 7, V = 11;
+  Vec logits = random_vec(static_cast<size_t>(N) * V, rng, -3.0, 3.0);
+  logits[2 * V + 4] = 40.0;  // a dominant logit: the max shift must keep this stable
+  const std::vector<int32_t> targets = {3, kIgnoreIndex, 4, 0, kIgnoreIndex, 10, 4};
+  const double dloss = 0.37;
+  Vec losses(N), lse(N);
+  auto loss = [&] {
+    softmax_xent_forward(losses.data(), lse.data(), logits.data(), targets.data(), N, V);
+    double s = 0;
+    for (double l : losses) s += l;
+    return dloss * s;
+  };
+  loss();
+  for (int n = 0; n < N; n++) {
+    if (targets[n] == kIgnoreIndex) {
+      EXPECT_EQ(losses[n], 0.0) << "ignored row " << n;
+      continue;
+    }
+    double mx = -1e300, s = 0;
+    for (int i = 0; i < V; i++) mx = std::max(mx, logits[n * V + i]);
+    for (int i = 0; i < V; i++) s += std::exp(logits[n * V + i] - mx);
+    EXPECT_NEAR(lse[n], mx + std::log(s), 1e-12);
+    EXPECT_NEAR(losses[n], mx + std::log(s) - logits[n * V + targets[n]], 1e-12);
+    EXPECT_GT(losses[n], 0.0);
+  }
+  Vec dlogits(logits.size(), 9.0);
+  softmax_xent_backward(dlogits.data(), logits.data(), lse.data(), targets.data(), dloss, N, V);
+  expect_grad_close("softmax_xent dlogits", dlogits, numeric_grad(logits, loss));
+  for (int n = 0; n < N; n++) {
+    if (targets[n] != kIgnoreIndex) continue;
+    for (int i = 0; i < V; i++) EXPECT_EQ(dlogits[n * V + i], 0.0) << "ignored row " << n << " col " << i;
+  }
+  // Each scored row's gradient sums to 0 (softmax minus one-hot).
+  for (int n = 0; n < N; n++) {
+    double s = 0;
+    for (int i = 0; i < V; i++) s += dlogits[n * V + i];
+    EXPECT_NEAR(s, 0.0, 1e-14);
+  }
+
+  // dlogits may alias logits.
+  Vec inplace = logits;
+  softmax_xent_backward(inplace.data(), inplace.data(), lse.data(), targets.data(), dloss, N, V);
+  for (size_t i = 0; i < inplace.size(); i++) EXPECT_EQ(inplace[i], dlogits[i]) << i;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention
+
+enum class Layout { none, kv, qk, qkv };
+
+const char* layout_name(Layout l) {
+  switch (l) {
+    case Layout::none: return "none";
+    case Layout::kv: return "kv";
+    case Layout::qk: return "qk";
+    case Layout::qkv: return "qkv";
+  }
+  return "?";
+}
+
+AttentionShape make_shape(Layout l, int B, int Tn, int H, int KV, int hd, bool causal) {
+  AttentionShape s{};
+  s.B = B;
+  s.T = Tn;
+  s.n_head = H;
+  s.n_kv_head = KV;
+  s.head_dim = hd;
+  s.causal = causal;
+  const int q = H * hd, kv = KV * hd;
+  switch (l) {
+    case Layout::none: s.q_offset = 0, s.k_offset = q, s.v_offset = q + kv, s.proj_dim = q + 2 * kv; break;
+    case Layout::kv: s.q_offset = 0, s.k_offset = q, s.v_offset = q, s.proj_dim = q + kv; break;
+    case Layout::qk: s.q_offset = 0, s.k_offset = 0, s.v_offset = q, s.proj_dim = 2 * q; break;
+    case Layout::qkv: s.q_offset = 0, s.k_offset = 0, s.v_offset = 0, s.proj_dim = q; break;
+  }
+  return s;
+}
+
+size_t qkv_size(const AttentionShape& s) { return static_cast<size_t>(s.B) * s.T * s.proj_dim; }
+size_t out_size(const AttentionShape& s) { return static_cast<size_t>(s.B) * s.T * s.out_dim(); }
+size_t probs_size(const AttentionShape& s) { return static_cast<size_t>(s.B) * s.n_head * s.T * s.T; }
+
+Vec run_attention_backward(const AttentionShape& s, const Vec& qkv, const Vec& probs, const Vec& dout) {
+  Vec dqkv(qkv_size(s), 0.0);
+  Vec scratch(static_cast<size_t>(attention_backward_scratch(s, omp_get_max_threads())));
+  attention_backward(dqkv.data(), scratch.data(), dout.data(), qkv.data(), probs.data(), s);
+  return dqkv;
+}
+
+// Plain loops, straight from the definition.
+void naive_attention(Vec& out, Vec& probs, const Vec& qkv, const AttentionShape& s) {
+  const int Tn = s.T, P = s.proj_dim, hd = s.head_dim;
+  out.assign(out_size(s), 0.0);
+  probs.assign(probs_size(s), 0.0);
+  for (int b = 0; b < s.B; b++)
+    for (int h = 0; h < s.n_head; h++) {
+      const int g = h / (s.n_head / s.n_kv_head);
+      auto q = [&](int t, int i) { return qkv[(static_cast<size_t>(b) * Tn + t) * P + s.q_offset + h * hd + i]; };
+      auto k = [&](int t, int i) { return qkv[(static_cast<size_t>(b) * Tn + t) * P + s.k_offset + g * hd + i]; };
+      auto v = [&](int t, int i) { return qkv[(static_cast<size_t>(b) * Tn + t) * P + s.v_offset + g * hd + i]; };
+      for (int i = 0; i < Tn; i++) {
+        std::vector<double> sc(Tn, -std::numeric_limits<double>::infinity());
+        double mx = -std::numeric_limits<double>::infinity();
+        for (int j = 0; j < Tn; j++) {
+          if (s.causal && j > i) continue;
+          double d = 0;
+          for (int c = 0; c < hd; c++) d += q(i, c) * k(j, c);
+          sc[j] = d / std::sqrt(static_cast<double>(hd));
+          mx = std::max(mx, sc[j]);
+        }
+        double sum = 0;
+        for (int j = 0; j < Tn; j++) sum += (s.causal && j > i) ? 0.0 : std::exp(sc[j] - mx);
+        for (int j = 0; j < Tn; j++) {
+          const double p = (s.causal && j > i) ? 0.0 : std::exp(sc[j] - mx) / sum;
+          probs[((static_cast<size_t>(b) * s.n_head + h) * Tn + i) * Tn + j] = p;
+          for (int c = 0; c < hd; c++)
+            out[(static_cast<size_t>(b) * Tn + i) * s.out_dim() + h * hd + c] += p * v(j, c);
+        }
+      }
+    }
+}
+
+struct AttnCase {
+  Layout layout;
+  int H, KV;
+  bool causal;
+};
+
+std::string case_name(const AttnCase& c) {
+  return std::string("share ") + layout_name(c.layout) + " H" + std::to_string(c.H) + " KV" + std::to_string(c.KV) +
+         (c.causal ? " causal" : " bidirectional");
+}
+
+std::vector<AttnCase> attention_cases() {
+  std::vector<AttnCase> cases;
+  for (bool causal : {true, false}) {
+    for (Layout l : {Layout::none, Layout::kv}) {
+      cases.push_back({l, 2, 2, causal});  // MHA
+      cases.push_back({l, 4, 2, causal});  // GQA
+      cases.push_back({l, 4, 1, causal});  // MQA
+    }
+    // Q shares with K: only with n_kv_head == n_head.
+    cases.push_back({Layout::qk, 2, 2, causal});
+    cases.push_back({Layout::qkv, 2, 2, causal});
+  }
+  return cases;
+}
+
+constexpr int kB = 2, kT = 5, kHd = 3;
+
+TEST(GradCheck, AttentionAllLayouts) {
+  for (const AttnCase& c : attention_cases()) {
+    SCOPED_TRACE(case_name(c));
+    const AttentionShape s = make_shape(c.layout, kB, kT, c.H, c.KV, kHd, c.causal);
+    std::mt19937_64 rng(1000 + c.H * 10 + c.KV + 100 * static_cast<int>(c.layout) + 7 * c.causal);
+    Vec qkv = random_vec(qkv_size(s), rng, -1.5, 1.5);
+    const Vec R = random_vec(out_size(s), rng);
+    Vec out(out_size(s)), probs(probs_size(s));
+    auto loss = [&] {
+      attention_forward(out.data(), probs.data(), qkv.data(), s);
+      return dot(out, R);
+    };
+    loss();
+    const Vec dqkv = run_attention_backward(s, qkv, probs, R);
+    expect_grad_close(std::string("attention dqkv, ") + case_name(c), dqkv, numeric_grad(qkv, loss));
+  }
+}
+
+TEST(GradCheck, AttentionBackwardAccumulates) {
+  const AttentionShape s = make_shape(Layout::kv, kB, kT, 4, 2, kHd, true);
+  std::mt19937_64 rng(77);
+  const Vec qkv = random_vec(qkv_size(s), rng), R = random_vec(out_size(s), rng);
+  Vec out(out_size(s)), probs(probs_size(s));
+  attention_forward(out.data(), probs.data(), qkv.data(), s);
+  const Vec g = run_attention_backward(s, qkv, probs, R);
+  const Vec pre = random_vec(qkv.size(), rng);
+  Vec dqkv = pre;
+  Vec scratch(static_cast<size_t>(attention_backward_scratch(s, omp_get_max_threads())), 42.0);
+  attention_backward(dqkv.data(), scratch.data(), R.data(), qkv.data(), probs.data(), s);
+  const Vec diff = minus(dqkv, pre);
+  for (size_t i = 0; i < g.size(); i++) EXPECT_NEAR(diff[i], g[i], 1e-12) << i;
+}
+
+TEST(Attention, ForwardMatchesNaiveReference) {
+  for (const AttnCase& c : attention_cases()) {
+    SCOPED_TRACE(case_name(c));
+    const AttentionShape s = make_shape(c.layout, kB, kT, c.H, c.KV, kHd, c.causal);
+    std::mt19937_64 rng(2000 + c.H * 10 + c.KV + 100 * static_cast<int>(c.layout) + 7 * c.causal);
+    const Vec qkv = random_vec(qkv_size(s), rng, -2.0, 2.0);
+    Vec out(out_size(s), 1e9), probs(probs_size(s), 1e9), ref_out, ref_probs;
+    attention_forward(out.data(), probs.data(), qkv.data(), s);
+    naive_attention(ref_out, ref_probs, qkv, s);
+    for (size_t i = 0; i < out.size(); i++) EXPECT_NEAR(out[i], ref_out[i], 1e-13) << "out " << i;
+    for (size_t i = 0; i < probs.size(); i++) EXPECT_NEAR(probs[i], ref_probs[i], 1e-14) << "probs " << i;
+    // Rows of probs sum to 1; with the causal mask everything above the diagonal is exactly 0.
+    for (int bh = 0; bh < kB * c.H; bh++)
+      for (int i = 0; i < kT; i++) {
+        double sum = 0;
+        for (int j = 0; j < kT; j++) {
+          const double p = probs[(static_cast<size_t>(bh) * kT + i) * kT + j];
+          sum += p;
+          if (c.causal && j > i) {
+            EXPECT_EQ(p, 0.0) << "bh " << bh << " (" << i << ", " << j << ")";
+          } else {
+            EXPECT_GT(p, 0.0);
+          }
+        }
+        EXPECT_NEAR(sum, 1.0, 1e-14);
+      }
+  }
+}
+
+TEST(Attention, CausalFirstTokenAttendsOnlyToItself) {
+  // With the causal mask, output row 0 of each head is exactly V row 0 of its kv head.
+  const AttentionShape s = make_shape(Layout::none, 1, 4, 4, 2, 3, true);
+  std::mt19937_64 rng(3);
+  const Vec qkv = random_vec(qkv_size(s), rng, -2, 2);
+  Vec out(out_size(s)), probs(probs_size(s));
+  attention_forward(out.data(), probs.data(), qkv.data(), s);
+  for (int h = 0; h < 4; h++)
+    for (int c = 0; c < 3; c++) EXPECT_DOUBLE_EQ(out[h * 3 + c], qkv[s.v_offset + (h / 2) * 3 + c]);
+}
+
+TEST(Attention, SharedKvEqualsSeparateWithIdenticalKAndV) {
+  for (bool causal : {true, false})
+    for (int KV : {4, 2, 1}) {
+      SCOPED_TRACE(std::string(causal ? "causal" : "bidirectional") + " KV" + std::to_string(KV));
+      const int H = 4;
+      const AttentionShape sn = make_shape(Layout::none, kB, kT, H, KV, kHd, causal);
+      const AttentionShape sk = make_shape(Layout::kv, kB, kT, H, KV, kHd, causal);
+      std::mt19937_64 rng(300 + KV + causal);
+      const Vec qkv_kv = random_vec(qkv_size(sk), rng, -2, 2);
+      // The same Q and K=V, written out as three separate column ranges.
+      Vec qkv_none(qkv_size(sn));
+      const int q = H * kHd, kv = KV * kHd;
+      for (int r = 0; r < kB * kT; r++) {
+        for (int i = 0; i < q + kv; i++) qkv_none[static_cast<size_t>(r) * sn.proj_dim + i] = qkv_kv[static_cast<size_t>(r) * sk.proj_dim + i];
+        for (int i = 0; i < kv; i++)
+          qkv_none[static_cast<size_t>(r) * sn.proj_dim + q + kv + i] = qkv_kv[static_cast<size_t>(r) * sk.proj_dim + q + i];
+      }
+      Vec out_n(out_size(sn)), probs_n(probs_size(sn)), out_k(out_size(sk)), probs_k(probs_size(sk));
+      attention_forward(out_n.data(), probs_n.data(), qkv_none.data(), sn);
+      attention_forward(out_k.data(), probs_k.data(), qkv_kv.data(), sk);
+      for (size_t i = 0; i < out_n.size(); i++) EXPECT_NEAR(out_k[i], out_n[i], 1e-13) << i;
+      for (size_t i = 0; i < probs_n.size(); i++) EXPECT_NEAR(probs_k[i], probs_n[i], 1e-14) << i;
+
+      // Backward: the shared K=V gradient is dK + dV of the separate layout.
+      const Vec R = random_vec(out_size(sn), rng);
+      const Vec dn = run_attention_backward(sn, qkv_none, probs_n, R);
+      const Vec dk = run_attention_backward(sk, qkv_kv, probs_k, R);
+      for (int r = 0; r < kB * kT; r++) {
+        for (int i = 0; i < q; i++)
+          EXPECT_NEAR(dk[static_cast<size_t>(r) * sk.proj_dim + i], dn[static_cast<size_t>(r) * sn.proj_dim + i], 1e-13);
+        for (int i = 0; i < kv; i++)
+          EXPECT_NEAR(dk[static_cast<size_t>(r) * sk.proj_dim + q + i],
+                      dn[static_cast<size_t>(r) * sn.proj_dim + q + i] + dn[static_cast<size_t>(r) * sn.proj_dim + q + kv + i],
+                      1e-13);
+      }
+    }
+}
+
+TEST(Attention, ForwardAndBackwardIndependentOfThreadCount) {
+  const int saved = omp_get_max_threads();
+  for (Layout l : {Layout::none, Layout::kv, Layout::qk, Layout::qkv}) {
+    SCOPED_TRACE(layout_name(l));
+    const int KV = (l == Layout::none || l == Layout::kv) ? 2 : 4;
+    const AttentionShape s = make_shape(l, 3, 7, 4, KV, 5, true);
+    std::mt19937_64 rng(17);
+    const Vec qkv = random_vec(qkv_size(s), rng), R = random_vec(out_size(s), rng);
+    Vec o1(out_size(s)), p1(probs_size(s)), o2(out_size(s)), p2(probs_size(s));
+    omp_set_num_threads(1);
+    attention_forward(o1.data(), p1.data(), qkv.data(), s);
+    const Vec d1 = run_attention_backward(s, qkv, p1, R);
+    omp_set_num_threads(2);
+    attention_forward(o2.data(), p2.data(), qkv.data(), s);
+    const Vec d2 = run_attention_backward(s, qkv, p2, R);
+    EXPECT_EQ(o1, o2);
+    EXPECT_EQ(p1, p2);
+    EXPECT_EQ(d1, d2);
+  }
+  omp_set_num_threads(saved);
+}
+
+// ---------------------------------------------------------------------------------------------
+// AdamW: torch.optim.AdamW's update, written out.
+
+struct TorchAdamW {
+  double lr, beta1, beta2, eps, wd;
+  std::vector<double> m, v;
+  int64_t t = 0;
+  void step(std::vector<double>& p, const std::vector<double>& grad, double grad_scale) {
+    if (m.empty()) m.assign(p.size(), 0.0), v.assign(p.size(), 0.0);
+    t++;
+    for (size_t i = 0; i < p.size(); i++) {
+      const double g = grad[i] * grad_scale;
+      p[i] *= 1.0 - lr * wd;
+      m[i] = beta1 * m[i] + (1.0 - beta1) * g;
+      v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
+      const double bc1 = 1.0 - std::pow(beta1, static_cast<double>(t));
+      const double bc2 = 1.0 - std::pow(beta2, static_cast<double>(t));
+      const double denom = std::sqrt(v[i]) / std::sqrt(bc2) + eps;
+      p[i] -= lr / bc1 * m[i] / denom;
+    }
+  }
+};
+
+template <typename T>
+void check_adamw(double grad_scale, double wd, double tol) {
+  std::mt19937_64 rng(91);
+  const size_t n = 101;
+  const Vec p0 = random_vec(n, rng), g1 = random_vec(n, rng, -3, 3), g2 = random_vec(n, rng, -3, 3);
+  TorchAdamW ref{1e-2, 0.9, 0.95, 1e-8, wd, {}, {}, 0};
+  Vec pr = p0;
+  std::vector<T> p(p0.begin(), p0.end()), m(n, T(0)), v(n, T(0));
+  int64_t step = 0;
+  for (const Vec* g : {&g1, &g2}) {
+    step++;
+    ref.step(pr, *g, grad_scale);
+    const std::vector<T> gt(g->begin(), g->end());
+    adamw_update(p.data(), gt.data(), m.data(), v.data(), static_cast<int64_t>(n),
+                 AdamWStep{ref.lr, ref.beta1, ref.beta2, ref.eps, wd, step, grad_scale});
+    for (size_t i = 0; i < n; i++) {
+      EXPECT_NEAR(p[i], pr[i], tol * std::max(1.0, std::abs(pr[i]))) << "step " << step << " param " << i;
+      EXPECT_NEAR(m[i], ref.m[i], tol * std::max(1.0, std::abs(ref.m[i]))) << "step " << step << " m " << i;
+      EXPECT_NEAR(v[i], ref.v[i], tol * std::max(1.0, std::abs(ref.v[i]))) << "step " << step << " v " << i;
+    }
+  }
+}
+
+TEST(AdamW, MatchesTorchFormulaDouble) { check_adamw<double>(1.0, 0.1, 1e-14); }
+TEST(AdamW, MatchesTorchFormulaGradScaleDouble) { check_adamw<double>(0.25, 0.1, 1e-14); }
+TEST(AdamW, MatchesTorchFormulaNoDecayDouble) { check_adamw<double>(1.0, 0.0, 1e-14); }
+TEST(AdamW, MatchesTorchFormulaFloat) { check_adamw<float>(0.5, 0.1, 2e-6); }
+
+TEST(AdamW, FirstStepByHand) {
+  // Step 1 from zero moments: m̂ = g, v̂ = g², so p ← p(1 − lr·wd) − lr·g/(|g| + eps).
+  const double lr = 0.1, wd = 0.5, eps = 1e-8;
+  double p = 2.0, g = -4.0, m = 0.0, v = 0.0;
+  adamw_update(&p, &g, &m, &v, 1, AdamWStep{lr, 0.9, 0.999, eps, wd, 1, 0.5});
+  const double gs = -2.0;  // g · grad_scale
+  EXPECT_NEAR(m, 0.1 * gs, 1e-15);
+  EXPECT_NEAR(v, 0.001 * gs * gs, 1e-15);
+  EXPECT_NEAR(p, 2.0 * (1 - lr * wd) - lr * gs / (std::abs(gs) + eps), 1e-12);
+  EXPECT_NEAR(p, 1.9 + 0.1, 1e-7);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reductions
+
+TEST(Reduce, SumOfSquaresSameBitsForOneAndTwoThreads) {
+  const int saved = omp_get_max_threads();
+  std::mt19937_64 rng(101);
+  for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{5}, int64_t{63}, int64_t{64}, int64_t{1000}, int64_t{100003}}) {
+    SCOPED_TRACE(n);
+    const Vec x = random_vec(static_cast<size_t>(n), rng, -10, 10);
+    const std::vector<float> xf(x.begin(), x.end());
+    omp_set_num_threads(1);
+    const double a = sum_of_squares(x.data(), n), af = sum_of_squares(xf.data(), n);
+    omp_set_num_threads(2);
+    const double b = sum_of_squares(x.data(), n), bf = sum_of_squares(xf.data(), n);
+    omp_set_num_threads(3);
+    const double c = sum_of_squares(x.data(), n);
+    uint64_t ua, ub, uc;
+    std::memcpy(&ua, &a, 8);
+    std::memcpy(&ub, &b, 8);
+    std::memcpy(&uc, &c, 8);
+    EXPECT_EQ(ua, ub);
+    EXPECT_EQ(ua, uc);
+    EXPECT_EQ(std::memcmp(&af, &bf, 8), 0);
+    double naive = 0;
+    for (double xi : x) naive += xi * xi;
+    EXPECT_NEAR(a, naive, 1e-12 * std::max(1.0, naive));
+    double naive_f = 0;
+    for (float xi : xf) naive_f += static_cast<double>(xi) * xi;
+    EXPECT_NEAR(af, naive_f, 1e-12 * std::max(1.0, naive_f));
+  }
+  omp_set_num_threads(saved);
+}
+
+TEST(Reduce, AccumulateColumnSums) {
+  std::mt19937_64 rng(111);
+  for (int64_t C : {int64_t{1}, int64_t{64}, int64_t{130}}) {
+    SCOPED_TRACE(C);
+    const int64_t N = 13;
+    const Vec src = random_vec(static_cast<size_t>(N * C), rng);
+    const Vec pre = random_vec(static_cast<size_t>(C), rng);
+    Vec dst = pre;
+    accumulate_column_sums(dst.data(), src.data(), N, C);
+    for (int64_t c = 0; c < C; c++) {
+      double s = 0;  // the documented order: rows in order, then added to dst
+      for (int64_t n = 0; n < N; n++) s += src[n * C + c];
+      EXPECT_EQ(dst[c], pre[c] + s) << c;
+    }
+    // Same bits with a different thread count.
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    Vec d1 = pre;
+    accumulate_column_sums(d1.data(), src.data(), N, C);
+    omp_set_num_threads(2);
+    Vec d2 = pre;
+    accumulate_column_sums(d2.data(), src.data(), N, C);
+    omp_set_num_threads(saved);
+    EXPECT_EQ(d1, d2);
+  }
+  // N = 0 leaves dst unchanged.
+  Vec dst = {1.5, -2.5};
+  accumulate_column_sums(dst.data(), static_cast<const double*>(nullptr), 0, 2);
+  EXPECT_EQ(dst, (Vec{1.5, -2.5}));
+}
+
+TEST(Kernels, BackwardsIndependentOfThreadCount) {
+  // Layer norm and embedding backward reductions promise a fixed summation order.
+  const int saved = omp_get_max_threads();
+  std::mt19937_64 rng(121);
+  const int N = 40, C = 150;
+  const Vec inp = random_vec(static_cast<size_t>(N) * C, rng), w = random_vec(C, rng), b = random_vec(C, rng);
+  const Vec R = random_vec(inp.size(), rng);
+  Vec out(inp.size()), mean(N), rstd(N);
+  layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), w.data(), b.data(), N, C);
+  std::vector<int32_t> tokens(N);
+  for (int i = 0; i < N; i++) tokens[i] = (i * 7) % 5;
+  Vec results[2][5];
+  for (int k = 0; k < 2; k++) {
+    omp_set_num_threads(k + 1);
+    Vec dinp(inp.size()), dw(C, 0.0), db(C, 0.0), dtok(5 * C, 0.0), dpos(10 * C, 0.0);
+    layernorm_backward(dinp.data(), dw.data(), db.data(), R.data(), inp.data(), w.data(), mean.data(), rstd.data(), N, C);
+    embedding_backward(dtok.data(), dpos.data(), R.data(), tokens.data(), 4, 10, C);
+    results[k][0] = dinp, results[k][1] = dw, results[k][2] = db, results[k][3] = dtok, results[k][4] = dpos;
+  }
+  omp_set_num_threads(saved);
+  for (int i = 0; i < 5; i++) EXPECT_EQ(results[0][i], results[1][i]) << "result " << i;
+}
+
+}  // namespace
+}  // namespace kvtie
