@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "core/units.h"
 #include "kvtie/checkpoint.h"
 #include "kvtie/config_file.h"
 #include "kvtie/error.h"
@@ -37,9 +38,9 @@ void add_init(CLI::App& app) {
                                         {"kv_bytes_per_token_fp16", kv}, {"config", to_json(mc)}}
                              .dump());
     } else {
-      fmt::print("wrote {}: {} ({} layers, d_model {}, {} heads / {} kv heads), {} parameters, KV cache {:.1f} KiB/token at fp16\n",
+      fmt::print("wrote {}: {} ({} layers, d_model {}, {} heads / {} kv heads), {} parameters, KV cache {}/token at fp16\n",
                  o->out, variant_label(mc), mc.n_layer, mc.d_model, mc.n_head, mc.n_kv_head, model.num_params(),
-                 kv / 1024.0);
+                 format_bytes(kv));
     }
   });
 }

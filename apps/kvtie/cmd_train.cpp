@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "core/units.h"
 #include "kvtie/config_file.h"
 #include "kvtie/model.h"
 #include "train/trainer.h"
@@ -31,8 +32,8 @@ void add_train(CLI::App& app) {
     const int64_t params = make_param_layout(mc).total;
     const int64_t kv = kv_bytes_per_token(mc, 2.0);
     if (!o->json)
-      fmt::print("model {}: {} layers, d_model {}, {} heads / {} kv heads, {} parameters, KV cache {} B/token at fp16\n",
-                 variant_label(mc), mc.n_layer, mc.d_model, mc.n_head, mc.n_kv_head, params, kv);
+      fmt::print("model {}: {} layers, d_model {}, {} heads / {} kv heads, {} parameters, KV cache {}/token at fp16\n",
+                 variant_label(mc), mc.n_layer, mc.d_model, mc.n_head, mc.n_kv_head, params, format_bytes(kv));
     const TrainResult r = train(mc, tc, {.quiet = o->json, .write_files = true});
     if (o->json) {
       fmt::print("{}\n", nlohmann::json{{"variant", variant_label(mc)}, {"params", params},
