@@ -117,7 +117,7 @@ Vec minus(const Vec& a, const Vec& b) {
 // ---------------------------------------------------------------------------------------------
 // The checker itself must be able to fail.
 
-TEST(GradCheckHelper, DetectsAPerturbedGradient) {
+TEST(KernelGradCheckHelper, DetectsAPerturbedGradient) {
   std::mt19937_64 rng(1);
   const int N = 4, C = 6, OC = 5;
   Vec inp = random_vec(N * C, rng), w = random_vec(OC * C, rng), b = random_vec(OC, rng), R = random_vec(N * OC, rng);
@@ -185,10 +185,10 @@ void check_embedding(bool with_pos) {
   }
 }
 
-TEST(GradCheck, EmbeddingWithPositions) { check_embedding(true); }
-TEST(GradCheck, EmbeddingWithoutPositions) { check_embedding(false); }
+TEST(KernelGradCheck, EmbeddingWithPositions) { check_embedding(true); }
+TEST(KernelGradCheck, EmbeddingWithoutPositions) { check_embedding(false); }
 
-TEST(Kernels, EmbeddingForwardValues) {
+TEST(KernelForward, EmbeddingForwardValues) {
   const int B = 1, Tn = 3, d = 2;
   const std::vector<int32_t> tokens = {2, 0, 2};
   const Vec tok = {1, 2, 3, 4, 5, 6}, pos = {10, 20, 30, 40, 50, 60};
@@ -202,7 +202,7 @@ TEST(Kernels, EmbeddingForwardValues) {
 // ---------------------------------------------------------------------------------------------
 // LayerNorm
 
-TEST(GradCheck, LayerNorm) {
+TEST(KernelGradCheck, LayerNorm) {
   std::mt19937_64 rng(21);
   const int N = 6, C = 70;  // C > 64 covers two column blocks of the dw/db reduction
   Vec inp = random_vec(static_cast<size_t>(N) * C, rng, -2.0, 2.0);
@@ -222,7 +222,7 @@ TEST(GradCheck, LayerNorm) {
   expect_grad_close("layernorm db (+=)", minus(db, pre_b), numeric_grad(b, forward, R));
 }
 
-TEST(Kernels, LayerNormForwardMatchesDefinition) {
+TEST(KernelForward, LayerNormForwardMatchesDefinition) {
   std::mt19937_64 rng(22);
   const int N = 3, C = 9;
   const Vec inp = random_vec(N * C, rng, -3, 3), w = random_vec(C, rng), b = random_vec(C, rng);
@@ -268,11 +268,11 @@ void check_linear(bool with_bias, bool with_dinp) {
     EXPECT_EQ(db, pre_b);
 }
 
-TEST(GradCheck, LinearWithBias) { check_linear(true, true); }
-TEST(GradCheck, LinearWithoutBias) { check_linear(false, true); }
-TEST(GradCheck, LinearWithoutDinp) { check_linear(true, false); }
+TEST(KernelGradCheck, LinearWithBias) { check_linear(true, true); }
+TEST(KernelGradCheck, LinearWithoutBias) { check_linear(false, true); }
+TEST(KernelGradCheck, LinearWithoutDinp) { check_linear(true, false); }
 
-TEST(Kernels, LinearForwardValues) {
+TEST(KernelForward, LinearForwardValues) {
   // out = inp · wᵀ + b with w in PyTorch layout [OC, C].
   const Vec inp = {1, 2, 3, 4, 5, 6};  // [2, 3]
   const Vec w = {1, 0, -1, 2, 1, 0};   // [2, 3]
@@ -287,7 +287,7 @@ TEST(Kernels, LinearForwardValues) {
 // ---------------------------------------------------------------------------------------------
 // GELU, residual, mean pool
 
-TEST(GradCheck, Gelu) {
+TEST(KernelGradCheck, Gelu) {
   std::mt19937_64 rng(41);
   Vec inp = random_vec(200, rng, -5.0, 5.0);
   inp[0] = 0.0;
@@ -309,7 +309,7 @@ TEST(GradCheck, Gelu) {
   for (size_t i = 0; i < x.size(); i++) EXPECT_NEAR(y[i], expect[i], 1e-15) << "gelu(" << x[i] << ")";
 }
 
-TEST(GradCheck, Residual) {
+TEST(KernelGradCheck, Residual) {
   std::mt19937_64 rng(51);
   const int64_t n = 33;
   Vec a = random_vec(n, rng), b = random_vec(n, rng);
@@ -327,7 +327,7 @@ TEST(GradCheck, Residual) {
   expect_grad_close("residual db (+=)", minus(db, pre_b), numeric_grad(b, forward, R));
 }
 
-TEST(GradCheck, MeanPool) {
+TEST(KernelGradCheck, MeanPool) {
   std::mt19937_64 rng(61);
   const int B = 3, Tn = 5, d = 4;
   Vec inp = random_vec(static_cast<size_t>(B) * Tn * d, rng);
@@ -352,7 +352,7 @@ TEST(GradCheck, MeanPool) {
 // ---------------------------------------------------------------------------------------------
 // Softmax cross-entropy
 
-TEST(GradCheck, SoftmaxXent) {
+TEST(KernelGradCheck, SoftmaxXent) {
   std::mt19937_64 rng(71);
   const int N = 7, V = 11;
   Vec logits = random_vec(static_cast<size_t>(N) * V, rng, -3.0, 3.0);
@@ -505,7 +505,7 @@ std::vector<AttnCase> attention_cases() {
 
 constexpr int kB = 2, kT = 5, kHd = 3;
 
-TEST(GradCheck, AttentionAllLayouts) {
+TEST(KernelGradCheck, AttentionAllLayouts) {
   for (const AttnCase& c : attention_cases()) {
     SCOPED_TRACE(case_name(c));
     const AttentionShape s = make_shape(c.layout, kB, kT, c.H, c.KV, kHd, c.causal);
@@ -523,7 +523,7 @@ TEST(GradCheck, AttentionAllLayouts) {
   }
 }
 
-TEST(GradCheck, AttentionBackwardAccumulates) {
+TEST(KernelGradCheck, AttentionBackwardAccumulates) {
   const AttentionShape s = make_shape(Layout::kv, kB, kT, 4, 2, kHd, true);
   std::mt19937_64 rng(77);
   const Vec qkv = random_vec(qkv_size(s), rng), R = random_vec(out_size(s), rng);
@@ -538,7 +538,7 @@ TEST(GradCheck, AttentionBackwardAccumulates) {
   for (size_t i = 0; i < g.size(); i++) EXPECT_NEAR(diff[i], g[i], 1e-12) << i;
 }
 
-TEST(Attention, ForwardMatchesNaiveReference) {
+TEST(KernelAttention, ForwardMatchesNaiveReference) {
   for (const AttnCase& c : attention_cases()) {
     SCOPED_TRACE(case_name(c));
     const AttentionShape s = make_shape(c.layout, kB, kT, c.H, c.KV, kHd, c.causal);
@@ -567,7 +567,7 @@ TEST(Attention, ForwardMatchesNaiveReference) {
   }
 }
 
-TEST(Attention, CausalFirstTokenAttendsOnlyToItself) {
+TEST(KernelAttention, CausalFirstTokenAttendsOnlyToItself) {
   // With the causal mask, output row 0 of each head is exactly V row 0 of its kv head.
   const AttentionShape s = make_shape(Layout::none, 1, 4, 4, 2, 3, true);
   std::mt19937_64 rng(3);
@@ -578,7 +578,7 @@ TEST(Attention, CausalFirstTokenAttendsOnlyToItself) {
     for (int c = 0; c < 3; c++) EXPECT_DOUBLE_EQ(out[h * 3 + c], qkv[s.v_offset + (h / 2) * 3 + c]);
 }
 
-TEST(Attention, SharedKvEqualsSeparateWithIdenticalKAndV) {
+TEST(KernelAttention, SharedKvEqualsSeparateWithIdenticalKAndV) {
   for (bool causal : {true, false})
     for (int KV : {4, 2, 1}) {
       SCOPED_TRACE(std::string(causal ? "causal" : "bidirectional") + " KV" + std::to_string(KV));
@@ -616,7 +616,7 @@ TEST(Attention, SharedKvEqualsSeparateWithIdenticalKAndV) {
     }
 }
 
-TEST(Attention, ForwardAndBackwardIndependentOfThreadCount) {
+TEST(KernelAttention, ForwardAndBackwardIndependentOfThreadCount) {
   const int saved = omp_get_max_threads();
   for (Layout l : {Layout::none, Layout::kv, Layout::qk, Layout::qkv}) {
     SCOPED_TRACE(layout_name(l));
@@ -684,12 +684,12 @@ void check_adamw(double grad_scale, double wd, double tol) {
   }
 }
 
-TEST(AdamW, MatchesTorchFormulaDouble) { check_adamw<double>(1.0, 0.1, 1e-14); }
-TEST(AdamW, MatchesTorchFormulaGradScaleDouble) { check_adamw<double>(0.25, 0.1, 1e-14); }
-TEST(AdamW, MatchesTorchFormulaNoDecayDouble) { check_adamw<double>(1.0, 0.0, 1e-14); }
-TEST(AdamW, MatchesTorchFormulaFloat) { check_adamw<float>(0.5, 0.1, 2e-6); }
+TEST(KernelAdamW, MatchesTorchFormulaDouble) { check_adamw<double>(1.0, 0.1, 1e-14); }
+TEST(KernelAdamW, MatchesTorchFormulaGradScaleDouble) { check_adamw<double>(0.25, 0.1, 1e-14); }
+TEST(KernelAdamW, MatchesTorchFormulaNoDecayDouble) { check_adamw<double>(1.0, 0.0, 1e-14); }
+TEST(KernelAdamW, MatchesTorchFormulaFloat) { check_adamw<float>(0.5, 0.1, 2e-6); }
 
-TEST(AdamW, FirstStepByHand) {
+TEST(KernelAdamW, FirstStepByHand) {
   // Step 1 from zero moments: m̂ = g, v̂ = g², so p ← p(1 − lr·wd) − lr·g/(|g| + eps).
   const double lr = 0.1, wd = 0.5, eps = 1e-8;
   double p = 2.0, g = -4.0, m = 0.0, v = 0.0;
@@ -704,7 +704,7 @@ TEST(AdamW, FirstStepByHand) {
 // ---------------------------------------------------------------------------------------------
 // Reductions
 
-TEST(Reduce, SumOfSquaresSameBitsForOneAndTwoThreads) {
+TEST(KernelReduce, SumOfSquaresSameBitsForOneAndTwoThreads) {
   const int saved = omp_get_max_threads();
   std::mt19937_64 rng(101);
   for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{5}, int64_t{63}, int64_t{64}, int64_t{1000}, int64_t{100003}}) {
@@ -734,7 +734,7 @@ TEST(Reduce, SumOfSquaresSameBitsForOneAndTwoThreads) {
   omp_set_num_threads(saved);
 }
 
-TEST(Reduce, AccumulateColumnSums) {
+TEST(KernelReduce, AccumulateColumnSums) {
   std::mt19937_64 rng(111);
   for (int64_t C : {int64_t{1}, int64_t{64}, int64_t{130}}) {
     SCOPED_TRACE(C);
@@ -765,7 +765,7 @@ TEST(Reduce, AccumulateColumnSums) {
   EXPECT_EQ(dst, (Vec{1.5, -2.5}));
 }
 
-TEST(Kernels, BackwardsIndependentOfThreadCount) {
+TEST(KernelReduce, BackwardsIndependentOfThreadCount) {
   // Layer norm and embedding backward reductions promise a fixed summation order.
   const int saved = omp_get_max_threads();
   std::mt19937_64 rng(121);

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <exception>
+#include <new>
 
 #include "commands.h"
 #include "kvtie/error.h"
@@ -19,6 +20,9 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const kvtie::Error& e) {
     fmt::print(stderr, "kvtie: error: {}\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "kvtie: error: out of memory (the config or batch is too large for this machine)\n");
     return 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "kvtie: error: {}\n", e.what());

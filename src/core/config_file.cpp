@@ -27,6 +27,7 @@ nlohmann::json load_config(const std::string& path, const std::vector<std::strin
       const size_t dot = key.find('.', start);
       const std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
       if (part.empty()) fail("--set {}: empty key component", o);
+      if (node->is_null()) *node = nlohmann::json::object();  // --set may create a section
       if (!node->is_object()) fail("--set {}: '{}' is not an object", o, key.substr(0, start - 1));
       node = &(*node)[part];
       if (dot == std::string::npos) break;

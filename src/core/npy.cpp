@@ -1,6 +1,7 @@
 #include "core/npy.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <regex>
 
@@ -32,16 +33,23 @@ std::vector<int32_t> read_tokens_npy(const std::string& path) {
   const std::string descr = m[1];
   if (std::regex_search(header, std::regex(R"('fortran_order'\s*:\s*True)")) )
     fail("{}: fortran_order arrays are not supported", path);
-  if (!std::regex_search(header, m, std::regex(R"('shape'\s*:\s*\(\s*(\d+)\s*,?\s*\))")))
-    fail("{}: expected a 1-D array, header says {}", path, header);
-  const int64_t n = std::stoll(m[1]);
+  if (!std::regex_search(header, m, std::regex(R"('shape'\s*:\s*\(\s*(\d+)\s*,?\s*\))"))) {
+    std::smatch shape;
+    std::regex_search(header, shape, std::regex(R"('shape'\s*:\s*(\([^)]*\)))"));
+    fail("{}: expected a 1-D array, got shape {}", path, shape.empty() ? "?" : shape[1].str());
+  }
+  int64_t n = 0;
+  const std::string digits = m[1];
+  if (std::from_chars(digits.data(), digits.data() + digits.size(), n).ec != std::errc())
+    fail("{}: array length {} is too large", path, digits);
   int esize = 0;
   if (descr == "<u2") esize = 2;
   else if (descr == "<i4") esize = 4;
   else fail("{}: token dtype '{}' is not supported (use uint16 '<u2' or int32 '<i4')", path, descr);
   const size_t data_start = header_start + header_len;
-  if (b.size() - data_start != static_cast<size_t>(n) * esize)
-    fail("{}: {} data bytes for {} tokens of {} bytes (truncated?)", path, b.size() - data_start, n, esize);
+  const size_t data_bytes = b.size() - data_start;
+  if (static_cast<uint64_t>(n) > data_bytes / esize || data_bytes != static_cast<size_t>(n) * esize)
+    fail("{}: {} data bytes for {} tokens of {} bytes (truncated?)", path, data_bytes, n, esize);
   std::vector<int32_t> tokens(n);
   const char* p = b.data() + data_start;
   for (int64_t i = 0; i < n; i++) {

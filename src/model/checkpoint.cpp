@@ -39,8 +39,9 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return out + "]";
 }
 
-template <typename T>
-void load_params(const SafetensorsFile& f, const ParamLayout& layout, T* params) {
+// Checks names, shapes and dtypes before anything is allocated for the model, so that a header
+// that claims a huge config fails here, naming the file, rather than in the allocator.
+void check_tensors(const SafetensorsFile& f, const ParamLayout& layout) {
   std::set<std::string> expected;
   for (const auto& t : layout.tensors) {
     expected.insert(t.name);
@@ -51,10 +52,15 @@ void load_params(const SafetensorsFile& f, const ParamLayout& layout, T* params)
            shape_str(t.shape));
     if (st->dtype != "F32" && st->dtype != "BF16")
       fail("{}: tensor '{}' has dtype {}, expected F32 or BF16", f.path(), t.name, st->dtype);
-    read_floats(*st, params + t.offset, t.numel, f.path());
   }
   for (const auto& st : f.tensors())
     if (!expected.count(st.name)) fail("{}: unexpected tensor '{}' for this config", f.path(), st.name);
+}
+
+template <typename T>
+void load_params(const SafetensorsFile& f, const ParamLayout& layout, T* params) {
+  check_tensors(f, layout);
+  for (const auto& t : layout.tensors) read_floats(f.get(t.name), params + t.offset, t.numel, f.path());
 }
 
 }  // namespace
@@ -84,6 +90,7 @@ ModelConfig read_checkpoint_config(const std::string& path) { return config_of(S
 std::unique_ptr<Transformer<float>> load_checkpoint(const std::string& path, int max_batch, int max_seq) {
   const SafetensorsFile f = SafetensorsFile::load(path);
   const ModelConfig config = config_of(f);
+  check_tensors(f, make_param_layout(config));
   auto model = std::make_unique<Transformer<float>>(config, max_batch, std::min(max_seq, config.max_seq_len));
   load_params(f, model->layout(), model->params());
   return model;
