@@ -20,7 +20,6 @@ test-sanitize: setup
 	ctest --preset sanitize
 
 bench: build
-	scripts/setup --peer
 	build/release/bench/train_step
 
 clean:

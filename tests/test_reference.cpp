@@ -43,7 +43,7 @@ struct Tolerance<double> {
 };
 template <>
 struct Tolerance<float> {
-  static constexpr double forward = 1e-5, grad = 5e-5, adamw = 1e-5;
+  static constexpr double forward = 1e-5, grad = 1e-4, adamw = 1e-5;
 };
 
 template <typename T>

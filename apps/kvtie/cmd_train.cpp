@@ -34,6 +34,7 @@ void add_train(CLI::App& app) {
     if (!o->json)
       fmt::print("model {}: {} layers, d_model {}, {} heads / {} kv heads, {} parameters, KV cache {}/token at fp16\n",
                  variant_label(mc), mc.n_layer, mc.d_model, mc.n_head, mc.n_kv_head, params, format_bytes(kv));
+    std::fflush(stdout);  // before the progress lines on stderr
     const TrainResult r = train(mc, tc, {.quiet = o->json, .write_files = true});
     if (o->json) {
       fmt::print("{}\n", nlohmann::json{{"variant", variant_label(mc)}, {"params", params},
