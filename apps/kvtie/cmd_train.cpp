@@ -1,6 +1,9 @@
-// kvtie train: train a model from a run config.
+// kvtie train: train a model from a run config, or continue an interrupted run.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
 
 #include "commands.h"
 #include "core/units.h"
@@ -12,42 +15,60 @@ namespace kvtie::cli {
 
 void add_train(CLI::App& app) {
   struct Opts {
-    std::string config;
+    std::string config, resume;
     std::vector<std::string> set;
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand("train", "Train a model from a run config (\"model\" and \"train\" sections)");
-  cmd->add_option("--config", o->config, "Run config (configs/*.json)")->required();
+  auto* config_opt = cmd->add_option("--config", o->config, "Run config (configs/*.json)");
+  auto* resume_opt = cmd->add_option("--resume", o->resume,
+                                 "Continue the run in this out_dir from its newest checkpoint (bit-identical to an "
+                                 "uninterrupted run)");
+  config_opt->excludes(resume_opt);
   cmd->add_option("--set", o->set, "Override a config field, e.g. --set model.share=kv --set train.steps=50");
   cmd->add_flag("--json", o->json, "No progress; print one JSON summary");
   cmd->footer(
-      "Writes OUT_DIR/metrics.jsonl (one JSON object per logged step) and OUT_DIR/model.safetensors,\n"
-      "where OUT_DIR is train.out_dir. Built-in task: copy (a causal LM learns to repeat a random sequence).");
+      "Writes to train.out_dir: config.json (the full run config), metrics.jsonl (one JSON object per\n"
+      "logged step and per validation), ckpt-*.safetensors + ckpt-*.state.safetensors every\n"
+      "train.ckpt_every steps (the last train.keep_last kept, latest.json names the newest), and the\n"
+      "final model.safetensors. Tasks: copy (built-in), lm (train.train_tokens, train.val_tokens).");
   cmd->callback([o] {
-    const auto config = load_config(o->config, o->set);
-    const ModelConfig mc = parse_model_config(config_section(config, o->config, "model"), o->config + ": model");
-    const TrainConfig tc = parse_train_config(
-        config.contains("train") ? config.at("train") : nlohmann::json::object(), o->config + ": train");
+    if (o->config.empty() && o->resume.empty()) throw CLI::RequiredError("--config or --resume");
+    const std::string path = o->resume.empty() ? o->config : run_config_path(o->resume);
+    auto config = load_config(path, o->set);
+    if (!o->resume.empty()) config["train"]["out_dir"] = o->resume;
+    const ModelConfig mc = parse_model_config(config_section(config, path, "model"), path + ": model");
+    const TrainConfig tc =
+        parse_train_config(config.contains("train") ? config.at("train") : nlohmann::json::object(), path + ": train");
     const int64_t params = make_param_layout(mc).total;
     const int64_t kv = kv_bytes_per_token(mc, 2.0);
-    if (!o->json)
+    if (!o->json) {
       fmt::print("model {}: {} layers, d_model {}, {} heads / {} kv heads, {} parameters, KV cache {}/token at fp16\n",
                  variant_label(mc), mc.n_layer, mc.d_model, mc.n_head, mc.n_kv_head, params, format_bytes(kv));
-    std::fflush(stdout);  // before the progress lines on stderr
-    const TrainResult r = train(mc, tc, {.quiet = o->json, .write_files = true});
-    if (o->json) {
-      fmt::print("{}\n", nlohmann::json{{"variant", variant_label(mc)}, {"params", params},
-                                        {"kv_bytes_per_token_fp16", kv}, {"steps", r.losses.size()},
-                                        {"first_loss", r.losses.front()}, {"final_loss", r.losses.back()},
-                                        {"skipped_steps", r.skipped_steps}, {"seconds", r.seconds},
-                                        {"tokens_per_s", r.tokens_per_second}, {"checkpoint", r.checkpoint}}
-                             .dump());
-    } else {
-      fmt::print("trained {} steps in {:.1f} s ({:.0f} tokens/s): loss {:.4f} -> {:.4f}{}; wrote {}\n", r.losses.size(),
-                 r.seconds, r.tokens_per_second, r.losses.front(), r.losses.back(),
-                 r.skipped_steps ? fmt::format(" ({} steps skipped)", r.skipped_steps) : "", r.checkpoint);
+      std::fflush(stdout);  // before the progress lines on stderr
     }
+    const TrainResult r = train(mc, tc, {.quiet = o->json, .write_files = true, .resume = !o->resume.empty()});
+    const double first = r.losses.empty() ? NAN : r.losses.front(), last = r.losses.empty() ? NAN : r.losses.back();
+    if (o->json) {
+      nlohmann::json j{{"variant", variant_label(mc)}, {"params", params}, {"kv_bytes_per_token_fp16", kv},
+                       {"first_step", r.first_step}, {"steps", r.first_step + static_cast<int64_t>(r.losses.size())},
+                       {"first_loss", first}, {"final_loss", last}, {"skipped_steps", r.skipped_steps},
+                       {"seconds", r.seconds}, {"tokens_per_s", r.tokens_per_second}, {"checkpoint", r.checkpoint}};
+      if (r.val_loss >= 0) j["val_loss"] = r.val_loss, j["val_ppl"] = std::exp(r.val_loss);
+      fmt::print("{}\n", j.dump());
+      return;
+    }
+    if (r.losses.empty()) {
+      fmt::print("nothing to do: the run is already at step {}; wrote {}\n", r.first_step, r.checkpoint);
+      return;
+    }
+    fmt::print("{} steps {}-{} in {:.1f} s ({:.0f} tokens/s): loss {:.4f} -> {:.4f}{}{}; wrote {}\n",
+               r.first_step ? "resumed," : "trained", r.first_step + 1, r.first_step + r.losses.size(), r.seconds,
+               r.tokens_per_second, first, last,
+               r.skipped_steps ? fmt::format(" ({} steps skipped)", r.skipped_steps) : "",
+               r.val_loss >= 0 ? fmt::format(", validation loss {:.4f} ppl {:.3f}", r.val_loss, std::exp(r.val_loss)) : "",
+               r.checkpoint);
   });
 }
 

@@ -7,5 +7,6 @@ namespace kvtie::cli {
 void add_init(CLI::App& app);
 void add_train(CLI::App& app);
 void add_eval(CLI::App& app);
+void add_profile(CLI::App& app);
 
 }  // namespace kvtie::cli

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   kvtie::cli::add_init(app);
   kvtie::cli::add_train(app);
   kvtie::cli::add_eval(app);
+  kvtie::cli::add_profile(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -10,7 +10,8 @@
 
 namespace kvtie {
 
-MetricsLog::MetricsLog(const std::string& path) : path_(path), file_(std::fopen(path.c_str(), "w")) {
+MetricsLog::MetricsLog(const std::string& path, bool append)
+    : path_(path), file_(std::fopen(path.c_str(), append ? "a" : "w")) {
   if (!file_) fail("{}: cannot write metrics: {}", path, std::strerror(errno));
 }
 

@@ -10,7 +10,7 @@ namespace kvtie {
 
 class MetricsLog {
  public:
-  explicit MetricsLog(const std::string& path);  // truncates
+  MetricsLog(const std::string& path, bool append);
   ~MetricsLog();
   MetricsLog(const MetricsLog&) = delete;
   MetricsLog& operator=(const MetricsLog&) = delete;

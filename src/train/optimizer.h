@@ -38,7 +38,11 @@ class AdamW {
     return {norm, false};
   }
 
+  // For checkpoints: the moments and the bias-correction step count.
   int64_t steps_taken() const { return step_; }
+  std::vector<T>& first_moment() { return m_; }
+  std::vector<T>& second_moment() { return v_; }
+  void set_steps_taken(int64_t s) { step_ = s; }
 
  private:
   std::vector<T> m_, v_;  // allocated once, with the model

@@ -11,7 +11,9 @@
 namespace kvtie {
 
 struct TrainConfig {
-  std::string task = "copy";  // built-in task
+  std::string task = "copy";  // "copy" (built-in) or "lm" (train_tokens)
+  std::string train_tokens, val_tokens;  // .npy token streams for task "lm"
+  std::string tokenizer;                 // directory copied beside the checkpoints, if set
   int64_t steps = 200;
   int batch_size = 16;
   int seq_len = 32;
@@ -25,6 +27,10 @@ struct TrainConfig {
   double skip_grad_norm = 100.0;  // 0 disables skipping
   uint64_t seed = 1;
   int64_t log_every = 10;
+  int64_t val_every = 0;       // validation loss every N steps (0: only at the end, if val_tokens)
+  int64_t val_max_tokens = 0;  // cap on validation tokens (0: all)
+  int64_t ckpt_every = 0;      // resumable checkpoint every N steps (0: only at the end)
+  int keep_last = 3;           // checkpoints kept
   int threads = 0;  // 0: OpenMP's default
   std::string out_dir = "runs/train";
 };

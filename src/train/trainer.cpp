@@ -7,69 +7,137 @@
 #include <cmath>
 #include <filesystem>
 #include <memory>
+#include <sstream>
 
-#include "core/rng.h"
+#include "core/atomic_file.h"
+#include "core/npy.h"
+#include "data/batch_source.h"
 #include "kvtie/checkpoint.h"
 #include "kvtie/error.h"
 #include "kvtie/model.h"
-#include "train/copy_task.h"
+#include "train/evaluate.h"
 #include "train/metrics_log.h"
 #include "train/optimizer.h"
 #include "train/progress.h"
+#include "train/train_checkpoint.h"
 
 namespace kvtie {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<int32_t> load_validation_tokens(const TrainConfig& tc) {
+  if (tc.val_tokens.empty()) return {};
+  std::vector<int32_t> tokens = read_tokens_npy(tc.val_tokens);
+  if (tc.val_max_tokens > 0 && static_cast<int64_t>(tokens.size()) > tc.val_max_tokens)
+    tokens.resize(tc.val_max_tokens);
+  return tokens;
+}
+
+// A resumed run re-runs the steps after its checkpoint: drop their records from the log first.
+void truncate_metrics(const std::string& path, int64_t last_step) {
+  if (!fs::exists(path)) return;
+  std::istringstream in(read_file(path));
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.contains("step") && j["step"].get<int64_t>() <= last_step) kept += line + "\n";
+  }
+  write_file_atomic(path, kept);
+}
+
+void copy_tokenizer(const std::string& from, const std::string& to) {
+  for (const char* name : {"vocab.json", "merges.txt"}) {
+    const std::string src = from + "/" + name;
+    if (!fs::exists(src)) fail("train.tokenizer: {} not found", src);
+    write_file_atomic(to + "/" + name, read_file(src));
+  }
+}
+
+}  // namespace
+
+std::string run_config_path(const std::string& out_dir) { return out_dir + "/config.json"; }
 
 TrainResult train(const ModelConfig& mc, const TrainConfig& tc, const TrainOptions& options) {
   if (tc.threads > 0) omp_set_num_threads(tc.threads);
   if (tc.seq_len > mc.max_seq_len) fail("train.seq_len: {} exceeds model.max_seq_len {}", tc.seq_len, mc.max_seq_len);
-  if (tc.task == "copy") {
-    if (mc.head != Head::lm || !mc.causal) fail("train.task: 'copy' needs a causal LM (model.causal true, head lm)");
-    if (mc.vocab_size < 3) fail("train.task: 'copy' needs model.vocab_size >= 3");
-    if (tc.seq_len < 3) fail("train.seq_len: 'copy' needs at least 3 positions");
-  }
+  std::unique_ptr<BatchSource> source = make_batch_source(tc, mc);
+  const std::vector<int32_t> val_tokens = load_validation_tokens(tc);
 
   Transformer<float> model(mc, tc.batch_size, tc.seq_len);
   model.init_weights(tc.seed);
   AdamW<float> optimizer(model.num_params());
-  Rng data_rng(tc.seed ^ 0xda7a5eedULL);
-  const int64_t N = static_cast<int64_t>(tc.batch_size) * tc.seq_len;
-  std::vector<int32_t> tokens(N), targets(N);
-
+  TrainProgress progress;
   std::unique_ptr<MetricsLog> log;
   if (options.write_files) {
-    std::filesystem::create_directories(tc.out_dir);
-    log = std::make_unique<MetricsLog>(tc.out_dir + "/metrics.jsonl");
+    fs::create_directories(tc.out_dir);
+    const std::string metrics = tc.out_dir + "/metrics.jsonl";
+    if (options.resume) {
+      progress = load_train_checkpoint(tc.out_dir, model, optimizer);
+      source->restore(progress.data);
+      truncate_metrics(metrics, progress.step);
+    } else if (latest_checkpoint_step(tc.out_dir)) {
+      fail("train.out_dir: {} already holds a run's checkpoints; continue it with --resume {} or choose another "
+           "out_dir",
+           tc.out_dir, tc.out_dir);
+    }
+    write_file_atomic(run_config_path(tc.out_dir),
+                      nlohmann::json{{"model", to_json(mc)}, {"train", to_json(tc)}}.dump(2) + "\n");
+    if (!tc.tokenizer.empty()) copy_tokenizer(tc.tokenizer, tc.out_dir);
+    log = std::make_unique<MetricsLog>(metrics, /*append=*/options.resume);
+  } else if (options.resume) {
+    fail("resuming needs the run's files");
   }
-  Progress progress("train", tc.steps, Progress::detect(options.quiet), tc.log_every);
+
+  const int64_t N = static_cast<int64_t>(tc.batch_size) * tc.seq_len;
+  std::vector<int32_t> tokens(N), targets(N);
   TrainResult result;
+  result.first_step = progress.step;
+  auto validate = [&](int64_t step) {
+    if (val_tokens.empty()) return;
+    const EvalResult r = evaluate_tokens(model, val_tokens, tc.val_tokens);
+    result.val_loss = r.loss;
+    if (log) log->write({{"step", step}, {"val_loss", r.loss}, {"val_ppl", r.ppl}, {"val_tokens", r.tokens}});
+  };
+
+  Progress bar("train", tc.steps, Progress::detect(options.quiet), tc.log_every);
   const auto start = std::chrono::steady_clock::now();
-  for (int64_t step = 0; step < tc.steps; step++) {
+  for (int64_t step = progress.step; step < tc.steps; step++) {
     model.zero_grad();
     double loss = 0.0;
     for (int micro = 0; micro < tc.grad_accum; micro++) {
-      make_copy_batch(tokens.data(), targets.data(), tc.batch_size, tc.seq_len, mc.vocab_size, data_rng);
+      source->next(tokens.data(), targets.data(), tc.batch_size, tc.seq_len);
       loss += model.forward(tokens.data(), targets.data(), tc.batch_size, tc.seq_len) / tc.grad_accum;
       model.backward(1.0f / static_cast<float>(tc.grad_accum));
     }
-    if (!std::isfinite(loss)) fail("step {}: loss is {} (diverged); lower train.lr", step, loss);
+    if (!std::isfinite(loss)) fail("step {}: loss is {} (diverged); lower train.lr", step + 1, loss);
     const double lr = learning_rate(tc, step);
     const StepReport r = optimizer.step(model, tc, lr);
     if (r.skipped) {
-      if (!std::isfinite(r.grad_norm)) fail("step {}: gradient norm is {}", step, r.grad_norm);
-      result.skipped_steps++;
+      if (!std::isfinite(r.grad_norm)) fail("step {}: gradient norm is {}", step + 1, r.grad_norm);
+      progress.skipped_steps++;
     }
+    progress.step = step + 1;
     result.losses.push_back(loss);
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double tokens_done = static_cast<double>(step + 1) * N * tc.grad_accum;
-    if (log && ((step + 1) % tc.log_every == 0 || step == 0 || step + 1 == tc.steps))
-      log->write({{"step", step + 1}, {"loss", loss}, {"lr", lr}, {"grad_norm", r.grad_norm},
-                  {"skipped", r.skipped}, {"tokens", tokens_done}, {"elapsed_s", elapsed},
-                  {"tokens_per_s", tokens_done / elapsed}});
-    progress.update(step + 1, tokens_done, "tok", fmt::format("loss {:.4f}", loss));
+    const double tokens_done = static_cast<double>(progress.step - result.first_step) * N * tc.grad_accum;
+    if (log && (progress.step % tc.log_every == 0 || progress.step == 1 || progress.step == tc.steps))
+      log->write({{"step", progress.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", r.grad_norm},
+                  {"skipped", r.skipped}, {"tokens", static_cast<double>(progress.step) * N * tc.grad_accum},
+                  {"elapsed_s", elapsed}, {"tokens_per_s", tokens_done / elapsed}});
+    bar.update(progress.step, tokens_done, "tok", fmt::format("loss {:.4f}", loss));
+    if (tc.val_every > 0 && progress.step % tc.val_every == 0 && progress.step != tc.steps) validate(progress.step);
+    if (log && tc.ckpt_every > 0 && (progress.step % tc.ckpt_every == 0 || progress.step == tc.steps)) {
+      progress.data = source->state();
+      save_train_checkpoint(tc.out_dir, model, optimizer, progress, tc.keep_last);
+    }
   }
-  progress.finish();
+  bar.finish();
+  validate(progress.step);
+  result.skipped_steps = progress.skipped_steps;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  result.tokens_per_second = static_cast<double>(tc.steps) * N * tc.grad_accum / result.seconds;
+  result.tokens_per_second =
+      static_cast<double>(progress.step - result.first_step) * N * tc.grad_accum / std::max(result.seconds, 1e-9);
   if (options.write_files) {
     result.checkpoint = tc.out_dir + "/model.safetensors";
     save_checkpoint(result.checkpoint, mc, model.params());

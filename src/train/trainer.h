@@ -1,6 +1,6 @@
 #pragma once
 // The training loop: batches from a task, forward/backward with gradient accumulation, AdamW with
-// the schedule, JSONL metrics, progress, and a final checkpoint.
+// the schedule, validation, JSONL metrics, progress, resumable checkpoints and a final model.
 #include <string>
 #include <vector>
 
@@ -11,17 +11,23 @@ namespace kvtie {
 
 struct TrainOptions {
   bool quiet = false;        // no progress output (--json)
-  bool write_files = true;   // metrics.jsonl and model.safetensors under out_dir
+  bool write_files = true;   // config.json, metrics.jsonl, checkpoints and model.safetensors in out_dir
+  bool resume = false;       // continue from out_dir's newest checkpoint
 };
 
 struct TrainResult {
-  std::vector<double> losses;  // one per optimiser step
+  std::vector<double> losses;  // one per optimiser step run by this call
+  int64_t first_step = 0;      // 0, or the step a resumed run continued from
   int64_t skipped_steps = 0;
+  double val_loss = -1;        // last validation loss (-1: no validation data)
   double seconds = 0.0;
   double tokens_per_second = 0.0;
-  std::string checkpoint;      // empty when files are not written
+  std::string checkpoint;      // the final model; empty when files are not written
 };
 
 TrainResult train(const ModelConfig& model, const TrainConfig& train, const TrainOptions& options);
+
+// The run config a training run saved in its out_dir (for --resume).
+std::string run_config_path(const std::string& out_dir);
 
 }  // namespace kvtie

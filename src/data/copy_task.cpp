@@ -1,4 +1,4 @@
-#include "train/copy_task.h"
+#include "data/copy_task.h"
 
 #include "kernels/softmax_xent.h"
 

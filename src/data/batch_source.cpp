@@ -1,0 +1,31 @@
+#include "data/batch_source.h"
+
+#include "core/npy.h"
+#include "data/copy_task.h"
+#include "data/token_dataset.h"
+#include "kvtie/error.h"
+
+namespace kvtie {
+
+std::unique_ptr<BatchSource> make_batch_source(const TrainConfig& t, const ModelConfig& m) {
+  // Data streams get their own seed so that changing the init seed does not change the data.
+  const uint64_t data_seed = t.seed ^ 0xda7a5eedULL;
+  if (t.task == "copy") {
+    if (m.head != Head::lm || !m.causal) fail("train.task: 'copy' needs a causal LM (model.causal true, head lm)");
+    if (m.vocab_size < 3) fail("train.task: 'copy' needs model.vocab_size >= 3");
+    if (t.seq_len < 3) fail("train.seq_len: 'copy' needs at least 3 positions");
+    return std::make_unique<CopyTask>(m.vocab_size, data_seed);
+  }
+  if (t.task == "lm") {
+    if (m.head != Head::lm || !m.causal) fail("train.task: 'lm' needs a causal LM (model.causal true, head lm)");
+    if (t.train_tokens.empty()) fail("train.train_tokens: task 'lm' needs a token file (.npy)");
+    std::vector<int32_t> tokens = read_tokens_npy(t.train_tokens);
+    for (size_t i = 0; i < tokens.size(); i++)
+      if (tokens[i] < 0 || tokens[i] >= m.vocab_size)
+        fail("{}: token {} at index {} is outside model.vocab_size {}", t.train_tokens, tokens[i], i, m.vocab_size);
+    return std::make_unique<PackedLoader>(std::move(tokens), t.seq_len, data_seed, t.train_tokens);
+  }
+  fail("train.task: unknown task '{}' (copy, lm)", t.task);
+}
+
+}  // namespace kvtie
