@@ -9,7 +9,7 @@
 #include "core/rng.h"
 #include "kvtie/error.h"
 #include "test_helpers.h"
-#include "train/copy_task.h"
+#include "data/copy_task.h"
 #include "train/evaluate.h"
 #include "train/trainer.h"
 
