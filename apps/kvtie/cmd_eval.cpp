@@ -1,40 +1,88 @@
-// kvtie eval: mean next-token loss and perplexity of a checkpoint on a token file.
+// kvtie eval: mean next-token loss and perplexity of a checkpoint on tokens or text.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <omp.h>
 
+#include <filesystem>
+
 #include "commands.h"
+#include "core/atomic_file.h"
 #include "core/npy.h"
 #include "kvtie/checkpoint.h"
+#include "kvtie/error.h"
+#include "kvtie/tokenizer.h"
 #include "train/evaluate.h"
 
 namespace kvtie::cli {
+namespace {
+
+// The tokenizer lives beside the checkpoint (vocab.json + merges.txt in the same directory).
+std::string tokenizer_dir_of(const std::string& model_path) {
+  const std::string dir = std::filesystem::path(model_path).parent_path().string();
+  return dir.empty() ? "." : dir;
+}
+
+nlohmann::json to_json(const EvalResult& r) { return {{"loss", r.loss}, {"ppl", r.ppl}, {"tokens", r.tokens}}; }
+
+}  // namespace
 
 void add_eval(CLI::App& app) {
   struct Opts {
-    std::string model, tokens;
+    std::string model, tokens, text;
     int threads = 0, batch = 8;
-    bool json = false;
+    int32_t eot = -1;
+    bool per_doc = false, json = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand(
-      "eval", "Mean next-token loss and perplexity on a 1-D token array, in non-overlapping max_seq_len windows");
+      "eval", "Mean next-token loss and perplexity, in non-overlapping max_seq_len windows");
   cmd->add_option("--model", o->model, "Checkpoint (.safetensors)")->required();
-  cmd->add_option("--tokens", o->tokens, "Tokens: 1-D .npy of uint16 or int32")->required();
+  auto* tokens = cmd->add_option("--tokens", o->tokens, "Tokens: 1-D .npy of uint16 or int32");
+  auto* text = cmd->add_option("--text", o->text, "UTF-8 text, encoded with the tokenizer beside the checkpoint");
+  tokens->excludes(text);
+  cmd->add_flag("--per-doc", o->per_doc, "Also report each document (split at <|endoftext|>)");
+  cmd->add_option("--eot", o->eot, "Document separator id for --per-doc (default: the tokenizer's <|endoftext|>)");
   cmd->add_option("--batch", o->batch, "Windows per forward pass")->check(CLI::Range(1, 4096))->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads (0: OpenMP default)")->check(CLI::Range(0, 4096));
-  cmd->add_flag("--json", o->json, "Print {\"loss\", \"ppl\", \"tokens\"} as JSON");
+  cmd->add_flag("--json", o->json, "Print {\"loss\", \"ppl\", \"tokens\"} (and \"documents\") as JSON");
+  cmd->footer("In each window every token but the first is predicted from the ones before it; nothing is padded.");
   cmd->callback([o] {
+    if (o->tokens.empty() && o->text.empty()) throw CLI::RequiredError("--tokens or --text");
     if (o->threads > 0) omp_set_num_threads(o->threads);
-    const std::vector<int32_t> tokens = read_tokens_npy(o->tokens);
     const ModelConfig mc = read_checkpoint_config(o->model);
-    const int64_t windows = (static_cast<int64_t>(tokens.size()) + mc.max_seq_len - 1) / mc.max_seq_len;
+    std::vector<int32_t> ids;
+    std::string source = o->tokens;
+    int32_t eot = o->eot;
+    const bool need_tokenizer = !o->text.empty() || (o->per_doc && eot < 0);
+    if (need_tokenizer) {
+      const std::string dir = tokenizer_dir_of(o->model);
+      if (!std::filesystem::exists(dir + "/vocab.json"))
+        fail("{}: no tokenizer beside the checkpoint (expected {}/vocab.json and merges.txt){}", o->model, dir,
+             o->text.empty() ? "; pass --eot ID" : "");
+      const Tokenizer tok = Tokenizer::load(dir);
+      if (eot < 0) eot = tok.eot_id();
+      if (!o->text.empty()) {
+        ids = tok.encode(read_file(o->text), /*allow_special=*/true);
+        source = o->text;
+      }
+    }
+    if (o->text.empty()) ids = read_tokens_npy(o->tokens);
+    const int64_t windows = (static_cast<int64_t>(ids.size()) + mc.max_seq_len - 1) / mc.max_seq_len;
     auto model = load_checkpoint(o->model, static_cast<int>(std::clamp<int64_t>(windows, 1, o->batch)), mc.max_seq_len);
-    const EvalResult r = evaluate_tokens(*model, tokens, o->tokens);
-    if (o->json)
-      fmt::print("{}\n", nlohmann::json{{"loss", r.loss}, {"ppl", r.ppl}, {"tokens", r.tokens}}.dump());
-    else
-      fmt::print("loss {:.6f}  ppl {:.4f}  tokens {}\n", r.loss, r.ppl, r.tokens);
+    const EvalResult r = evaluate_tokens(*model, ids, source);
+    const std::vector<EvalResult> docs = o->per_doc ? evaluate_documents(*model, ids, eot, source) : std::vector<EvalResult>{};
+    if (o->json) {
+      nlohmann::json j = to_json(r);
+      if (o->per_doc) {
+        j["documents"] = nlohmann::json::array();
+        for (const auto& d : docs) j["documents"].push_back(to_json(d));
+      }
+      fmt::print("{}\n", j.dump());
+      return;
+    }
+    for (size_t i = 0; i < docs.size(); i++)
+      fmt::print("document {:>4}  loss {:.6f}  ppl {:>10.4f}  tokens {}\n", i, docs[i].loss, docs[i].ppl, docs[i].tokens);
+    fmt::print("loss {:.6f}  ppl {:.4f}  tokens {}\n", r.loss, r.ppl, r.tokens);
   });
 }
 

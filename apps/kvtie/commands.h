@@ -7,6 +7,10 @@ namespace kvtie::cli {
 void add_init(CLI::App& app);
 void add_train(CLI::App& app);
 void add_eval(CLI::App& app);
+void add_tokenizer(CLI::App& app);
+void add_tokenize(CLI::App& app);
 void add_profile(CLI::App& app);
+void add_data(CLI::App& app);
+void add_plot(CLI::App& app);
 
 }  // namespace kvtie::cli

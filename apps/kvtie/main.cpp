@@ -14,7 +14,11 @@ int main(int argc, char** argv) {
   kvtie::cli::add_init(app);
   kvtie::cli::add_train(app);
   kvtie::cli::add_eval(app);
+  kvtie::cli::add_tokenizer(app);
+  kvtie::cli::add_tokenize(app);
   kvtie::cli::add_profile(app);
+  kvtie::cli::add_data(app);
+  kvtie::cli::add_plot(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

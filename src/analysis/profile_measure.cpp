@@ -66,9 +66,11 @@ Measurement measure(const ModelConfig& c, const MeasureOptions& o) {
   }
   m.built = c;
   m.built.n_layer = layers;
+  m.memory_budget = o.memory_budget;
+  m.whole_arena_bytes = model_arena_bytes(c, o.batch, T, m.threads, sizeof(float));
   if (layers < c.n_layer)
     m.note = fmt::format("measured with {} of {} layers: the whole model's arena ({}) exceeds the {} budget", layers,
-                         c.n_layer, format_bytes(static_cast<double>(model_arena_bytes(c, o.batch, T, m.threads, 4))),
+                         c.n_layer, format_bytes(static_cast<double>(m.whole_arena_bytes)),
                          format_bytes(static_cast<double>(o.memory_budget)));
 
   m.peak_rss_reset = reset_peak_rss();

@@ -15,9 +15,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A file-name stem from a preset name or a config path: "configs/tiny.json" → "tiny".
+// A file-name stem from a preset name or a config path: "configs/tiny.json" → "tiny", while
+// "paper-1.2b" keeps its dot.
 std::string stem(const std::string& name) {
-  std::string s = fs::path(name).stem().string(), out;
+  fs::path path = fs::path(name).filename();
+  if (path.extension() == ".json") path.replace_extension();
+  std::string s = path.string(), out;
   for (char ch : s) out += std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.' ? ch : '_';
   return out.empty() ? "model" : out;
 }

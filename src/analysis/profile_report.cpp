@@ -55,7 +55,7 @@ struct SiScale {
   const char* prefix;
 };
 SiScale si_scale(double largest) {
-  if (largest >= 1e12) return {1e12, "T"};
+  // No T: G keeps the 1.2B model's figures to the same precision as the 300M model's.
   if (largest >= 1e9) return {1e9, "G"};
   if (largest >= 1e6) return {1e6, "M"};
   if (largest >= 1e3) return {1e3, "K"};
@@ -418,12 +418,13 @@ Table measured_table(const ModelProfile& p) {
             {"KV, measured", Kind::bytes},
             {"decode", Kind::si, "tokens/s"}};
   const std::string na = "n/a (needs the KV cache)";
-  std::set<std::string> notes;
+  std::string cut;  // the variants measured with fewer layers, and their whole arenas
   bool reset = true;
   for (const auto& v : p.variants) {
     const Measurement& m = *v.measured;
     reset = reset && m.peak_rss_reset;
-    if (!m.note.empty()) notes.insert(m.note);
+    if (m.built.n_layer < v.config.n_layer)
+      cut += fmt::format("{}{} {}", cut.empty() ? "" : ", ", v.label, bytes_text(static_cast<double>(m.whole_arena_bytes)));
     t.rows.push_back({txt(v.label), txt(fmt::format("{}/{}", m.built.n_layer, v.config.n_layer)),
                       num(static_cast<double>(m.arena_bytes_theory)), num(static_cast<double>(m.arena_bytes)),
                       num(static_cast<double>(m.peak_rss_bytes)), num(m.forward_seconds), num(m.forward_flops),
@@ -432,7 +433,9 @@ Table measured_table(const ModelProfile& p) {
                       m.kv_cache_bytes ? num(static_cast<double>(*m.kv_cache_bytes)) : txt(na),
                       m.decode_tokens_per_second ? num(*m.decode_tokens_per_second) : txt(na)});
   }
-  t.notes.assign(notes.begin(), notes.end());
+  if (!cut.empty())
+    t.notes.push_back(fmt::format("layers were cut until the arena fit the {} --memory-budget (whole-model arenas: {})",
+                                  bytes_text(static_cast<double>(p.variants.front().measured->memory_budget)), cut));
   t.notes.push_back("theory columns describe the model that ran; forward = the fastest of the timed passes; "
                     "achieved = causal-pair FLOPs / time, dense = the full T×T score tiles the kernel executes");
   t.notes.push_back(reset ? "peak RSS: the process's peak resident memory from building this model to the end of its "
@@ -579,6 +582,8 @@ json report_json(const std::vector<ModelProfile>& profiles, const std::string& c
         measured = {{"n_layer", m.built.n_layer},
                     {"note", m.note},
                     {"threads", m.threads},
+                    {"memory_budget", m.memory_budget},
+                    {"whole_arena_bytes", m.whole_arena_bytes},
                     {"arena_bytes_theory", m.arena_bytes_theory},
                     {"arena_bytes", m.arena_bytes},
                     {"peak_rss_bytes", m.peak_rss_bytes},

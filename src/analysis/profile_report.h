@@ -42,8 +42,8 @@ struct ProfileOptions {
   KvDType dtype = KvDType::fp16;
   // Labels (apply_variant), "study" for the study's eight, "config" for the model as given. With
   // kv_heads, QKV-family and Q-K=V-family rows for each count are added. Both empty: the eight.
-  std::vector<std::string> variants;
-  std::vector<int> kv_heads;
+  std::vector<std::string> variants = {};
+  std::vector<int> kv_heads = {};
 };
 
 ModelProfile profile_model(const std::string& name, const std::string& description, const ModelConfig& base,

@@ -2,6 +2,7 @@
 
 #include "core/npy.h"
 #include "data/copy_task.h"
+#include "data/prepare.h"
 #include "data/token_dataset.h"
 #include "kvtie/error.h"
 
@@ -18,12 +19,14 @@ std::unique_ptr<BatchSource> make_batch_source(const TrainConfig& t, const Model
   }
   if (t.task == "lm") {
     if (m.head != Head::lm || !m.causal) fail("train.task: 'lm' needs a causal LM (model.causal true, head lm)");
-    if (t.train_tokens.empty()) fail("train.train_tokens: task 'lm' needs a token file (.npy)");
-    std::vector<int32_t> tokens = read_tokens_npy(t.train_tokens);
+    if (t.data.empty() == t.train_tokens.empty())
+      fail("train.data: task 'lm' needs exactly one of train.data (a manifest) and train.train_tokens (.npy)");
+    const std::string source = t.data.empty() ? t.train_tokens : t.data + " (train split)";
+    std::vector<int32_t> tokens = t.data.empty() ? read_tokens_npy(t.train_tokens) : read_split(t.data, "train");
     for (size_t i = 0; i < tokens.size(); i++)
       if (tokens[i] < 0 || tokens[i] >= m.vocab_size)
-        fail("{}: token {} at index {} is outside model.vocab_size {}", t.train_tokens, tokens[i], i, m.vocab_size);
-    return std::make_unique<PackedLoader>(std::move(tokens), t.seq_len, data_seed, t.train_tokens);
+        fail("{}: token {} at index {} is outside model.vocab_size {}", source, tokens[i], i, m.vocab_size);
+    return std::make_unique<PackedLoader>(std::move(tokens), t.seq_len, data_seed, source);
   }
   fail("train.task: unknown task '{}' (copy, lm)", t.task);
 }

@@ -55,7 +55,7 @@ namespace {
 std::atomic<uint64_t> next_instance{1};
 
 // A string for an error message: quoted, escaped, invalid UTF-8 replaced, so it stays one line.
-std::string quoted(std::string_view s) {
+std::string printable(std::string_view s) {
   return nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -221,21 +221,21 @@ Tokenizer Tokenizer::load(const std::string& dir) {
   im->token_bytes.resize(vocab.size());
   for (const auto& [key, value] : vocab.items()) {
     if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() >= n)
-      fail("{}: token {}: id must be an integer in [0, {}), got {}", vocab_path, quoted(key), n, value.dump());
+      fail("{}: token {}: id must be an integer in [0, {}), got {}", vocab_path, printable(key), n, value.dump());
     const auto id = static_cast<int32_t>(value.get<int64_t>());
-    if (key_of[id]) fail("{}: id {} is given to both {} and {}", vocab_path, id, quoted(*key_of[id]), quoted(key));
+    if (key_of[id]) fail("{}: id {} is given to both {} and {}", vocab_path, id, printable(*key_of[id]), printable(key));
     key_of[id] = &id_of.emplace(key, id).first->first;
     if (key == im->eot_text) {
       im->eot = id;
       im->token_bytes[id] = key;
     } else if (!bpe::unicode_to_bytes(key, im->token_bytes[id])) {
-      fail("{}: token {} (id {}) has characters outside GPT-2's byte-level alphabet", vocab_path, quoted(key), id);
+      fail("{}: token {} (id {}) has characters outside GPT-2's byte-level alphabet", vocab_path, printable(key), id);
     }
   }
   if (im->eot < 0) fail("{}: no \"{}\" token", vocab_path, im->eot_text);
   for (int b = 0; b < 256; b++)
     if (!id_of.contains(bpe::bytes_to_unicode(std::string(1, static_cast<char>(b)))))
-      fail("{}: no token for byte 0x{:02X} ({})", vocab_path, b, quoted(bpe::bytes_to_unicode(std::string(1, static_cast<char>(b)))));
+      fail("{}: no token for byte 0x{:02X} ({})", vocab_path, b, printable(bpe::bytes_to_unicode(std::string(1, static_cast<char>(b)))));
 
   const std::string text = read_file(merges_path);
   int64_t line_no = 0;
@@ -249,12 +249,12 @@ Tokenizer Tokenizer::load(const std::string& dir) {
     if (line.empty() || (line_no == 1 && line.starts_with("#version"))) continue;
     const size_t sp = line.find(' ');
     if (sp == 0 || sp == std::string_view::npos || sp + 1 == line.size() || line.find(' ', sp + 1) != std::string_view::npos)
-      fail("{}:{}: expected two tokens separated by one space, got {}", merges_path, line_no, quoted(line));
+      fail("{}:{}: expected two tokens separated by one space, got {}", merges_path, line_no, printable(line));
     const std::string left(line.substr(0, sp)), right(line.substr(sp + 1));
     const auto l = id_of.find(left), r = id_of.find(right), m = id_of.find(left + right);
-    if (l == id_of.end()) fail("{}:{}: token {} is not in vocab.json", merges_path, line_no, quoted(left));
-    if (r == id_of.end()) fail("{}:{}: token {} is not in vocab.json", merges_path, line_no, quoted(right));
-    if (m == id_of.end()) fail("{}:{}: merged token {} is not in vocab.json", merges_path, line_no, quoted(left + right));
+    if (l == id_of.end()) fail("{}:{}: token {} is not in vocab.json", merges_path, line_no, printable(left));
+    if (r == id_of.end()) fail("{}:{}: token {} is not in vocab.json", merges_path, line_no, printable(right));
+    if (m == id_of.end()) fail("{}:{}: merged token {} is not in vocab.json", merges_path, line_no, printable(left + right));
     im->merges.push_back({l->second, r->second, m->second});
   }
   im->build();

@@ -191,7 +191,8 @@ Tokenizer train_bpe(const std::vector<std::string>& corpus_files, int32_t vocab_
       if (it->second > 0) heap.push({it->second, p});
       else pair_count.erase(it);
     }
-    if (rank % 64 == 0) report("merge", static_cast<int64_t>(im->token_bytes.size()) - 256, merges_wanted);
+    if (const int64_t done = static_cast<int64_t>(im->token_bytes.size()) - 256; done % 64 == 0)
+      report("merge", done, merges_wanted);
   }
   report("merge", static_cast<int64_t>(im->token_bytes.size()) - 256, merges_wanted);
 

@@ -46,4 +46,23 @@ EvalResult evaluate_tokens(Transformer<float>& model, const std::vector<int32_t>
   return r;
 }
 
+std::vector<EvalResult> evaluate_documents(Transformer<float>& model, const std::vector<int32_t>& tokens,
+                                           int32_t separator, const std::string& source) {
+  std::vector<EvalResult> docs;
+  std::vector<int32_t> doc;
+  auto flush = [&] {
+    docs.push_back(doc.size() >= 2 ? evaluate_tokens(model, doc, source) : EvalResult{});
+    doc.clear();
+  };
+  for (int32_t t : tokens) {
+    if (t == separator) {
+      if (!doc.empty()) flush();
+    } else {
+      doc.push_back(t);
+    }
+  }
+  if (!doc.empty()) flush();
+  return docs;
+}
+
 }  // namespace kvtie

@@ -19,4 +19,9 @@ struct EvalResult {
 // `source` names the token file in error messages. The model must have an LM head.
 EvalResult evaluate_tokens(Transformer<float>& model, const std::vector<int32_t>& tokens, const std::string& source);
 
+// Splits the stream at separator tokens (<|endoftext|>, dropped) and evaluates each document on
+// its own windows. Documents of fewer than 2 tokens predict nothing and get tokens = 0.
+std::vector<EvalResult> evaluate_documents(Transformer<float>& model, const std::vector<int32_t>& tokens,
+                                           int32_t separator, const std::string& source);
+
 }  // namespace kvtie

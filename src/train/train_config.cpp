@@ -40,7 +40,7 @@ TrainConfig parse_train_config(const json& j, std::string_view where) {
   static const std::set<std::string> known = {
       "task", "steps", "batch_size", "seq_len", "grad_accum", "lr", "min_lr_ratio", "warmup_steps", "weight_decay",
       "beta1", "beta2", "eps", "grad_clip", "skip_grad_norm", "seed", "log_every", "threads", "out_dir",
-      "train_tokens", "val_tokens", "tokenizer", "val_every", "val_max_tokens", "ckpt_every", "keep_last"};
+      "data", "train_tokens", "val_tokens", "tokenizer", "val_every", "val_max_tokens", "ckpt_every", "keep_last"};
   for (const auto& item : j.items())
     if (!known.count(item.key())) fail("{}.{}: unknown key", where, item.key());
   TrainConfig c;
@@ -62,6 +62,7 @@ TrainConfig parse_train_config(const json& j, std::string_view where) {
   read(j, where, "log_every", c.log_every, 1, 1e12);
   read(j, where, "threads", c.threads, 0, 4096);
   read(j, where, "out_dir", c.out_dir, 0, 0);
+  read(j, where, "data", c.data, 0, 0);
   read(j, where, "train_tokens", c.train_tokens, 0, 0);
   read(j, where, "val_tokens", c.val_tokens, 0, 0);
   read(j, where, "tokenizer", c.tokenizer, 0, 0);
@@ -84,7 +85,7 @@ json to_json(const TrainConfig& c) {
               {"grad_clip", c.grad_clip},   {"skip_grad_norm", c.skip_grad_norm},
               {"seed", c.seed},             {"log_every", c.log_every},
               {"threads", c.threads},       {"out_dir", c.out_dir},
-              {"train_tokens", c.train_tokens}, {"val_tokens", c.val_tokens},
+              {"data", c.data}, {"train_tokens", c.train_tokens}, {"val_tokens", c.val_tokens},
               {"tokenizer", c.tokenizer},   {"val_every", c.val_every},
               {"val_max_tokens", c.val_max_tokens}, {"ckpt_every", c.ckpt_every},
               {"keep_last", c.keep_last}};

@@ -12,7 +12,8 @@ namespace kvtie {
 
 struct TrainConfig {
   std::string task = "copy";  // "copy" (built-in) or "lm" (train_tokens)
-  std::string train_tokens, val_tokens;  // .npy token streams for task "lm"
+  std::string data;                      // manifest.json of `kvtie data prepare` (task "lm")
+  std::string train_tokens, val_tokens;  // or .npy token streams for task "lm"
   std::string tokenizer;                 // directory copied beside the checkpoints, if set
   int64_t steps = 200;
   int batch_size = 16;

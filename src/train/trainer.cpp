@@ -12,6 +12,7 @@
 #include "core/atomic_file.h"
 #include "core/npy.h"
 #include "data/batch_source.h"
+#include "data/prepare.h"
 #include "kvtie/checkpoint.h"
 #include "kvtie/error.h"
 #include "kvtie/model.h"
@@ -27,8 +28,8 @@ namespace {
 namespace fs = std::filesystem;
 
 std::vector<int32_t> load_validation_tokens(const TrainConfig& tc) {
-  if (tc.val_tokens.empty()) return {};
-  std::vector<int32_t> tokens = read_tokens_npy(tc.val_tokens);
+  if (tc.val_tokens.empty() && tc.data.empty()) return {};
+  std::vector<int32_t> tokens = tc.val_tokens.empty() ? read_split(tc.data, "val") : read_tokens_npy(tc.val_tokens);
   if (tc.val_max_tokens > 0 && static_cast<int64_t>(tokens.size()) > tc.val_max_tokens)
     tokens.resize(tc.val_max_tokens);
   return tokens;
@@ -84,6 +85,7 @@ TrainResult train(const ModelConfig& mc, const TrainConfig& tc, const TrainOptio
     write_file_atomic(run_config_path(tc.out_dir),
                       nlohmann::json{{"model", to_json(mc)}, {"train", to_json(tc)}}.dump(2) + "\n");
     if (!tc.tokenizer.empty()) copy_tokenizer(tc.tokenizer, tc.out_dir);
+    else if (!tc.data.empty()) copy_tokenizer(manifest_tokenizer(tc.data), tc.out_dir);
     log = std::make_unique<MetricsLog>(metrics, /*append=*/options.resume);
   } else if (options.resume) {
     fail("resuming needs the run's files");
@@ -95,7 +97,7 @@ TrainResult train(const ModelConfig& mc, const TrainConfig& tc, const TrainOptio
   result.first_step = progress.step;
   auto validate = [&](int64_t step) {
     if (val_tokens.empty()) return;
-    const EvalResult r = evaluate_tokens(model, val_tokens, tc.val_tokens);
+    const EvalResult r = evaluate_tokens(model, val_tokens, tc.val_tokens.empty() ? tc.data : tc.val_tokens);
     result.val_loss = r.loss;
     if (log) log->write({{"step", step}, {"val_loss", r.loss}, {"val_ppl", r.ppl}, {"val_tokens", r.tokens}});
   };
