@@ -116,6 +116,7 @@ void add_profile(CLI::App& app) {
       mo.memory_budget = static_cast<int64_t>(o->memory_budget_gib * double(int64_t{1} << 30));
       mo.seed = o->seed;
       const bool quiet = o->format == "json" || o->format == "csv";
+      for (const auto& p : profiles) check_model_measurable(p, mo);
       for (auto& p : profiles)
         measure_model(p, mo, [quiet](const std::string& what) {
           if (!quiet) fmt::print(stderr, "kvtie: {}\n", what);

@@ -162,6 +162,9 @@ struct Measurement {
 
 // The largest n_layer ≤ c.n_layer whose arena fits `budget`; 0 when not even one layer fits.
 int layers_that_fit(const ModelConfig& c, int64_t tokens, int batch, int threads, int64_t budget);
+// An Error unless measure(c, o) can run: T within max_seq_len, one layer within the budget.
+// Returns the layers it will build.
+int check_measurable(const ModelConfig& c, const MeasureOptions& o);
 // Builds Transformer<float> with random weights and times its forward pass.
 Measurement measure(const ModelConfig& c, const MeasureOptions& o);
 

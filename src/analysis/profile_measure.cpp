@@ -48,22 +48,29 @@ int layers_that_fit(const ModelConfig& c, int64_t tokens, int batch, int threads
   return 0;
 }
 
-Measurement measure(const ModelConfig& c, const MeasureOptions& o) {
+int check_measurable(const ModelConfig& c, const MeasureOptions& o) {
   if (o.tokens < 1 || o.tokens > c.max_seq_len)
     fail("--context: {} is outside [1, max_seq_len {}]: the measured forward pass needs a position for every token",
          o.tokens, c.max_seq_len);
   if (o.repeats < 1) fail("--repeats: must be at least 1, got {}", o.repeats);
-  Measurement m;
-  m.threads = omp_get_max_threads();
-  const int T = static_cast<int>(o.tokens);
-  const int layers = layers_that_fit(c, T, o.batch, m.threads, o.memory_budget);
+  if (o.batch < 1) fail("--batch: must be at least 1, got {}", o.batch);
+  const int threads = omp_get_max_threads(), T = static_cast<int>(o.tokens);
+  const int layers = layers_that_fit(c, T, o.batch, threads, o.memory_budget);
   if (layers == 0) {
     ModelConfig one = c;
     one.n_layer = 1;
     fail("--memory-budget: {} is below the {} one layer needs at context {} and batch {}",
          format_bytes(static_cast<double>(o.memory_budget)),
-         format_bytes(static_cast<double>(model_arena_bytes(one, o.batch, T, m.threads, sizeof(float)))), T, o.batch);
+         format_bytes(static_cast<double>(model_arena_bytes(one, o.batch, T, threads, sizeof(float)))), T, o.batch);
   }
+  return layers;
+}
+
+Measurement measure(const ModelConfig& c, const MeasureOptions& o) {
+  const int layers = check_measurable(c, o);
+  Measurement m;
+  m.threads = omp_get_max_threads();
+  const int T = static_cast<int>(o.tokens);
   m.built = c;
   m.built.n_layer = layers;
   m.memory_budget = o.memory_budget;

@@ -546,10 +546,21 @@ ModelProfile profile_model(const std::string& name, const std::string& descripti
   return p;
 }
 
+namespace {
+MeasureOptions options_for(const ModelProfile& p, MeasureOptions o) {
+  o.tokens = p.context;
+  o.batch = static_cast<int>(p.batch);
+  return o;
+}
+}  // namespace
+
+void check_model_measurable(const ModelProfile& p, const MeasureOptions& o) {
+  for (const auto& v : p.variants) check_measurable(v.config, options_for(p, o));
+}
+
 void measure_model(ModelProfile& p, const MeasureOptions& o, const std::function<void(const std::string&)>& progress) {
-  MeasureOptions mo = o;
-  mo.tokens = p.context;
-  mo.batch = static_cast<int>(p.batch);
+  check_model_measurable(p, o);  // fail before minutes of work, not after them
+  const MeasureOptions mo = options_for(p, o);
   for (auto& v : p.variants) {
     if (progress) progress(fmt::format("measuring {} {}", p.name, v.label));
     v.measured = measure(v.config, mo);

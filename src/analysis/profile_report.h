@@ -48,6 +48,8 @@ struct ProfileOptions {
 
 ModelProfile profile_model(const std::string& name, const std::string& description, const ModelConfig& base,
                            const StudyFigures* study, const ProfileOptions& o);
+// An Error unless every variant of `p` can be measured (check_measurable).
+void check_model_measurable(const ModelProfile& p, const MeasureOptions& o);
 // Measures every variant in turn; `progress` hears "measuring <model> <variant>" first.
 void measure_model(ModelProfile& p, const MeasureOptions& o,
                    const std::function<void(const std::string&)>& progress = {});
