@@ -47,6 +47,9 @@ class Transformer {
 
   const T* logits() const;   // [logits_rows(), config().n_outputs()] of the last forward
   int64_t logits_rows() const;
+  // The fused Q/K/V projection output [B, Tn, attn_proj_dim] of a layer in the last forward: the
+  // prefill copies the prompt's K and V rows from it into the KV cache.
+  const T* layer_qkv(int layer) const;
   double loss_sum() const { return loss_sum_; }  // Σ loss over scored targets of the last forward
   int64_t scored() const { return scored_; }
 

@@ -75,6 +75,11 @@ void Transformer<T>::check_inputs(const int32_t* tokens, const int32_t* targets,
 }
 
 template <typename T>
+const T* Transformer<T>::layer_qkv(int layer) const {
+  return acts_->blocks.at(layer).qkv;
+}
+
+template <typename T>
 int64_t Transformer<T>::logits_rows() const {
   return config_.head == Head::pooled ? B_ : static_cast<int64_t>(B_) * T_;
 }

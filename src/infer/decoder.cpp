@@ -1,0 +1,94 @@
+#include "infer/decoder.h"
+
+#include <algorithm>
+
+#include "kernels/decode_attention.h"
+#include "kernels/gelu.h"
+#include "kernels/layernorm.h"
+#include "kernels/linear.h"
+#include "kernels/residual.h"
+#include "kvtie/error.h"
+
+namespace kvtie {
+
+Decoder::Decoder(Transformer<float>& model, int batch, int capacity, KvDType dtype)
+    : model_(model), cache_(model.config(), batch, capacity, dtype), lengths_(batch, 0) {
+  const ModelConfig& c = model.config();
+  if (c.head != Head::lm || !c.causal) fail("generation needs a causal LM (head lm, causal true)");
+  const int64_t B = batch;
+  arena_.plan(&x_, B * c.d_model);
+  arena_.plan(&ln_, B * c.d_model);
+  arena_.plan(&qkv_, B * c.attn_proj_dim());
+  arena_.plan(&att_, B * c.q_dim());
+  arena_.plan(&branch_, B * c.d_model);
+  arena_.plan(&fc_, B * c.d_ff);
+  arena_.plan(&logits_, B * c.vocab_size);
+  arena_.plan(&mean_, B);
+  arena_.plan(&rstd_, B);
+  arena_.allocate();
+}
+
+const float* Decoder::prefill(int seq, std::span<const int32_t> tokens) {
+  const ModelConfig& c = model_.config();
+  const int T = static_cast<int>(tokens.size());
+  if (seq < 0 || seq >= batch()) fail("sequence {} is outside the batch of {}", seq, batch());
+  if (T == 0) fail("empty prompt: give at least one token");
+  if (T > cache_.capacity())
+    fail("prompt of {} tokens does not fit the KV cache capacity of {} tokens", T, cache_.capacity());
+  if (T > model_.max_seq()) fail("prompt of {} tokens exceeds the model's context of {}", T, model_.max_seq());
+  model_.forward(tokens.data(), nullptr, 1, T);
+  const int P = c.attn_proj_dim();
+  for (int l = 0; l < c.n_layer; l++) {
+    const float* qkv = model_.layer_qkv(l);
+    for (int t = 0; t < T; t++) {
+      const float* row = qkv + static_cast<int64_t>(t) * P;
+      cache_.write(l, seq, t, row + c.k_offset(), c.v_is_k() ? nullptr : row + c.v_offset());
+    }
+  }
+  cache_.set_length(seq, T);
+  return model_.logits() + static_cast<int64_t>(T - 1) * c.vocab_size;
+}
+
+const float* Decoder::step(std::span<const int32_t> tokens) {
+  const ModelConfig& c = model_.config();
+  const int B = batch(), d = c.d_model, P = c.attn_proj_dim();
+  if (static_cast<int>(tokens.size()) != B) fail("decode step: {} tokens for a batch of {}", tokens.size(), B);
+  const float* w = model_.params();
+  const ParamLayout& L = model_.layout();
+  for (int b = 0; b < B; b++) {
+    const int pos = cache_.length(b);
+    if (pos >= cache_.capacity())
+      fail("sequence {} is full: {} tokens fill the KV cache capacity", b, cache_.capacity());
+    if (pos >= c.max_seq_len) fail("sequence {} reached the model's context of {} positions", b, c.max_seq_len);
+    if (tokens[b] < 0 || tokens[b] >= c.vocab_size) fail("token {} is outside the vocabulary", tokens[b]);
+    const float* te = w + L.tok_emb + static_cast<int64_t>(tokens[b]) * d;
+    for (int i = 0; i < d; i++) x_[b * d + i] = te[i];
+    if (L.pos_emb >= 0)
+      for (int i = 0; i < d; i++) x_[b * d + i] += w[L.pos_emb + static_cast<int64_t>(pos) * d + i];
+    lengths_[b] = pos + 1;
+  }
+  for (int l = 0; l < c.n_layer; l++) {
+    const BlockOffsets& o = L.blocks[l];
+    layernorm_forward(ln_, mean_, rstd_, x_, w + o.ln1_w, w + o.ln1_b, B, d);
+    linear_forward(qkv_, ln_, w + o.attn_w, w + o.attn_b, B, d, P);
+    for (int b = 0; b < B; b++) {
+      const float* row = qkv_ + static_cast<int64_t>(b) * P;
+      cache_.write(l, b, lengths_[b] - 1, row + c.k_offset(), c.v_is_k() ? nullptr : row + c.v_offset());
+    }
+    decode_attention(att_, qkv_ + c.q_offset(), P, cache_, l, lengths_.data(), B,
+                     {c.n_head, c.n_kv_head, c.head_dim});
+    linear_forward(branch_, att_, w + o.out_w, w + o.out_b, B, c.q_dim(), d);
+    residual_forward(x_, x_, branch_, static_cast<int64_t>(B) * d);
+    layernorm_forward(ln_, mean_, rstd_, x_, w + o.ln2_w, w + o.ln2_b, B, d);
+    linear_forward(fc_, ln_, w + o.fc_w, w + o.fc_b, B, d, c.d_ff);
+    gelu_forward(fc_, fc_, static_cast<int64_t>(B) * c.d_ff);
+    linear_forward(branch_, fc_, w + o.proj_w, w + o.proj_b, B, c.d_ff, d);
+    residual_forward(x_, x_, branch_, static_cast<int64_t>(B) * d);
+  }
+  layernorm_forward(ln_, mean_, rstd_, x_, w + L.lnf_w, w + L.lnf_b, B, d);
+  linear_forward(logits_, ln_, w + L.tok_emb, static_cast<const float*>(nullptr), B, d, c.vocab_size);
+  for (int b = 0; b < B; b++) cache_.set_length(b, lengths_[b]);
+  return logits_;
+}
+
+}  // namespace kvtie

@@ -1,0 +1,59 @@
+#include "infer/kv_cache.h"
+
+#include <fmt/format.h>
+
+#include "core/units.h"
+#include "kernels/kv_codec.h"
+#include "kvtie/error.h"
+
+namespace kvtie {
+
+KvCache::KvCache(const ModelConfig& c, int batch, int capacity, KvDType dtype)
+    : n_layer_(c.n_layer),
+      n_kv_head_(c.n_kv_head),
+      head_dim_(c.head_dim),
+      batch_(batch),
+      capacity_(capacity),
+      dtype_(dtype),
+      v_is_k_(c.v_is_k()),
+      vector_bytes_(kv_vector_bytes(c.head_dim, dtype)),
+      bytes_(kv_cache_bytes(c, capacity, batch, dtype)),
+      lengths_(batch, 0) {
+  if (batch < 1) fail("KV cache: batch {} must be at least 1", batch);
+  if (capacity < 1) fail("KV cache: capacity {} must be at least 1", capacity);
+  data_.reset(new uint8_t[bytes_]);
+}
+
+uint8_t* KvCache::at(int layer, int tensor, int seq, int kv_head) const {
+  const int64_t tensors = v_is_k_ ? 1 : 2;
+  const int64_t index = ((static_cast<int64_t>(layer) * tensors + tensor) * batch_ + seq) * n_kv_head_ + kv_head;
+  return data_.get() + index * capacity_ * vector_bytes_;
+}
+
+void KvCache::set_length(int seq, int length) {
+  if (length > capacity_) fail("KV cache: sequence {} needs {} positions, capacity is {}", seq, length, capacity_);
+  lengths_[seq] = length;
+}
+
+void KvCache::write(int layer, int seq, int pos, const float* k, const float* v) {
+  if (pos >= capacity_)
+    fail("KV cache: position {} of sequence {} is beyond the capacity of {} tokens", pos, seq, capacity_);
+  for (int g = 0; g < n_kv_head_; g++) {
+    kv_encode(at(layer, 0, seq, g) + pos * vector_bytes_, k + static_cast<int64_t>(g) * head_dim_, head_dim_, dtype_);
+    if (!v_is_k_)
+      kv_encode(at(layer, 1, seq, g) + pos * vector_bytes_, v + static_cast<int64_t>(g) * head_dim_, head_dim_, dtype_);
+  }
+}
+
+std::string KvCache::describe(const ModelConfig& c) const {
+  ModelConfig unshared = c;
+  unshared.share = Share::none;
+  unshared.n_kv_head = c.n_head;
+  return fmt::format("kv cache: {} layers × {} kv head{} × {} pos × {} × {}{}: {} ({} sequence{}; QKV would need {})",
+                     n_layer_, n_kv_head_, n_kv_head_ == 1 ? "" : "s", capacity_, head_dim_, kv_dtype_name(dtype_),
+                     v_is_k_ ? ", K=V shared" : ", K and V", format_bytes(static_cast<double>(bytes_)), batch_,
+                     batch_ == 1 ? "" : "s",
+                     format_bytes(static_cast<double>(kv_cache_bytes(unshared, capacity_, batch_, dtype_))));
+}
+
+}  // namespace kvtie

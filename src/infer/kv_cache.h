@@ -1,0 +1,52 @@
+#pragma once
+// The KV cache: per layer, one buffer [batch, n_kv_head, capacity, vector] for K and one for V
+// **only when V is not K** (share none / qk). With share kv or qkv a token's key row is its value
+// row: it is stored once, written once, and the decode kernel reads it once for both roles.
+//
+// One allocation of exactly kv_cache_bytes() (the profiler's figure); nothing grows later. A
+// sequence that would pass its capacity is an Error, never a silent overwrite.
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "kvtie/config.h"
+#include "kvtie/profile.h"
+
+namespace kvtie {
+
+class KvCache {
+ public:
+  KvCache(const ModelConfig& config, int batch, int capacity, KvDType dtype);
+
+  int batch() const { return batch_; }
+  int capacity() const { return capacity_; }
+  KvDType dtype() const { return dtype_; }
+  bool v_is_k() const { return v_is_k_; }
+  int64_t bytes() const { return bytes_; }  // what was allocated
+  int64_t vector_bytes() const { return vector_bytes_; }
+
+  int length(int seq) const { return lengths_[seq]; }
+  void set_length(int seq, int length);  // after writing positions [0, length)
+  void reset(int seq) { lengths_[seq] = 0; }
+
+  // Stores one token's rows for a layer: k and v are [n_kv_head, head_dim] (v null when V is K).
+  void write(int layer, int seq, int pos, const float* k, const float* v);
+  // The first stored vector of (layer, seq, kv head); positions follow at vector_bytes() strides.
+  const uint8_t* keys(int layer, int seq, int kv_head) const { return at(layer, 0, seq, kv_head); }
+  const uint8_t* values(int layer, int seq, int kv_head) const { return at(layer, v_is_k_ ? 0 : 1, seq, kv_head); }
+
+  // One line saying what the cache holds and what it would have needed without sharing.
+  std::string describe(const ModelConfig& config) const;
+
+ private:
+  uint8_t* at(int layer, int tensor, int seq, int kv_head) const;
+
+  int n_layer_, n_kv_head_, head_dim_, batch_, capacity_;
+  KvDType dtype_;
+  bool v_is_k_;
+  int64_t vector_bytes_, bytes_;
+  std::unique_ptr<uint8_t[]> data_;
+  std::vector<int> lengths_;
+};
+
+}  // namespace kvtie
