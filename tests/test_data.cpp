@@ -1,6 +1,8 @@
 // LM data: corpus cleaning, the document split, data prepare end to end, and the packed loader.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <set>
 
@@ -18,7 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string temp_dir(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / ("kvtie_test_data_" + std::to_string(::getpid())) / name;
+  const auto dir = fs::temp_directory_path() / fmt::format("kvtie_test_data_{}", ::getpid()) / name;
   fs::create_directories(dir);
   return dir.string();
 }
@@ -54,7 +56,7 @@ TEST(Corpus, KjvIsOneDocumentPerBookWithoutVerseNumbers) {
 
 TEST(Corpus, SplitIsSeededDisjointAndKeepsDuplicatesTogether) {
   std::vector<Document> docs;
-  for (int i = 0; i < 40; i++) docs.push_back({"d" + std::to_string(i), "text " + std::to_string(i)});
+  for (int i = 0; i < 40; i++) docs.push_back({fmt::format("d{}", i), fmt::format("text {}", i)});
   docs.push_back({"copy-of-d3", "text 3"});
   const DocumentSplit a = split_documents(docs, 0.1, 7), b = split_documents(docs, 0.1, 7);
   ASSERT_EQ(a.train.size() + a.val.size(), docs.size());
@@ -105,8 +107,7 @@ TEST(Prepare, CorporaBecomeShardsWithAManifest) {
   const std::string brown = root + "/brown";
   fs::create_directories(brown);
   for (int i = 0; i < 12; i++)
-    write_file_atomic(brown + "/ca" + (i < 10 ? "0" : "") + std::to_string(i),
-                      std::string(kBrown) + "\tText/nn number/nn " + std::to_string(i) + "/cd ./.\n");
+    write_file_atomic(fmt::format("{}/ca{:02}", brown, i), fmt::format("{}\tText/nn number/nn {}/cd ./.\n", kBrown, i));
   write_file_atomic(brown + "/README", "not a text");
   write_file_atomic(root + "/kjv.txt", kKjv);
   PrepareOptions o;

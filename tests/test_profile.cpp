@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <omp.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -321,6 +322,21 @@ TEST(ProfileMeasure, LayersAreCutToFitTheBudget) {
   EXPECT_NE(error_of([&] { measure(c, {.tokens = 16, .memory_budget = 1000}); }).find("--memory-budget"),
             std::string::npos);
   EXPECT_NE(error_of([&] { measure(c, {.tokens = 17}); }).find("--context"), std::string::npos);
+}
+
+TEST(ProfileMeasure, EveryVariantOfAModelRunsAtOneDepth) {
+  // Wide projections, so that QKV needs visibly more memory per layer than Q-MQA.
+  const ModelConfig c = parse_model_config(json{{"n_layer", 3}, {"n_head", 4}, {"d_model", 256}, {"d_ff", 64},
+                                                {"vocab_size", 50}, {"max_seq_len", 8}});
+  const int threads = omp_get_max_threads();
+  const ModelConfig small_kv = apply_variant(c, "Q-MQA");
+  const int64_t budget = model_arena_bytes(small_kv, 1, 8, threads, 4);
+  const int fits = layers_that_fit(c, 8, 1, threads, budget);
+  ASSERT_LT(fits, 3);  // QKV alone would run deeper than it fits otherwise
+  ModelProfile p = profile_model("m", "", c, nullptr, {.variants = {"QKV", "Q-MQA"}});
+  measure_model(p, {.repeats = 1, .memory_budget = budget});
+  for (const auto& v : p.variants) EXPECT_EQ(v.measured->built.n_layer, fits) << v.label;
+  EXPECT_NE(p.variants[1].measured->note.find("every variant"), std::string::npos) << p.variants[1].measured->note;
 }
 
 // ---------------------------------------------------------------------------------------------

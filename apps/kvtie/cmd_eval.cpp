@@ -11,16 +11,12 @@
 #include "kvtie/checkpoint.h"
 #include "kvtie/error.h"
 #include "kvtie/tokenizer.h"
+#include "tokenizer_beside.h"
+#include "infer/cached_eval.h"
 #include "train/evaluate.h"
 
 namespace kvtie::cli {
 namespace {
-
-// The tokenizer lives beside the checkpoint (vocab.json + merges.txt in the same directory).
-std::string tokenizer_dir_of(const std::string& model_path) {
-  const std::string dir = std::filesystem::path(model_path).parent_path().string();
-  return dir.empty() ? "." : dir;
-}
 
 nlohmann::json to_json(const EvalResult& r) { return {{"loss", r.loss}, {"ppl", r.ppl}, {"tokens", r.tokens}}; }
 
@@ -28,7 +24,7 @@ nlohmann::json to_json(const EvalResult& r) { return {{"loss", r.loss}, {"ppl", 
 
 void add_eval(CLI::App& app) {
   struct Opts {
-    std::string model, tokens, text;
+    std::string model, tokens, text, kv_dtype;
     int threads = 0, batch = 8;
     int32_t eot = -1;
     bool per_doc = false, json = false;
@@ -40,6 +36,10 @@ void add_eval(CLI::App& app) {
   auto* tokens = cmd->add_option("--tokens", o->tokens, "Tokens: 1-D .npy of uint16 or int32");
   auto* text = cmd->add_option("--text", o->text, "UTF-8 text, encoded with the tokenizer beside the checkpoint");
   tokens->excludes(text);
+  cmd->add_option("--kv-dtype", o->kv_dtype,
+                  "Score every token through the KV-cache decode path with this cache format (fp32, bf16, fp16, "
+                  "int8, int4)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16", "int8", "int4"}));
   cmd->add_flag("--per-doc", o->per_doc, "Also report each document (split at <|endoftext|>)");
   cmd->add_option("--eot", o->eot, "Document separator id for --per-doc (default: the tokenizer's <|endoftext|>)");
   cmd->add_option("--batch", o->batch, "Windows per forward pass")->check(CLI::Range(1, 4096))->capture_default_str();
@@ -55,11 +55,9 @@ void add_eval(CLI::App& app) {
     int32_t eot = o->eot;
     const bool need_tokenizer = !o->text.empty() || (o->per_doc && eot < 0);
     if (need_tokenizer) {
-      const std::string dir = tokenizer_dir_of(o->model);
-      if (!std::filesystem::exists(dir + "/vocab.json"))
-        fail("{}: no tokenizer beside the checkpoint (expected {}/vocab.json and merges.txt){}", o->model, dir,
-             o->text.empty() ? "; pass --eot ID" : "");
-      const Tokenizer tok = Tokenizer::load(dir);
+      if (o->text.empty() && !std::filesystem::exists(tokenizer_dir_of(o->model) + "/vocab.json"))
+        fail("{}: --per-doc needs --eot ID or a tokenizer beside the checkpoint", o->model);
+      const Tokenizer tok = tokenizer_beside(o->model);
       if (eot < 0) eot = tok.eot_id();
       if (!o->text.empty()) {
         ids = tok.encode(read_file(o->text), /*allow_special=*/true);
@@ -69,10 +67,14 @@ void add_eval(CLI::App& app) {
     if (o->text.empty()) ids = read_tokens_npy(o->tokens);
     const int64_t windows = (static_cast<int64_t>(ids.size()) + mc.max_seq_len - 1) / mc.max_seq_len;
     auto model = load_checkpoint(o->model, static_cast<int>(std::clamp<int64_t>(windows, 1, o->batch)), mc.max_seq_len);
-    const EvalResult r = evaluate_tokens(*model, ids, source);
+    const EvalResult r = o->kv_dtype.empty()
+                             ? evaluate_tokens(*model, ids, source)
+                             : evaluate_tokens_cached(*model, ids, parse_kv_dtype(o->kv_dtype, "--kv-dtype"), o->batch, source);
+    if (o->per_doc && !o->kv_dtype.empty()) fail("--per-doc and --kv-dtype: choose one");
     const std::vector<EvalResult> docs = o->per_doc ? evaluate_documents(*model, ids, eot, source) : std::vector<EvalResult>{};
     if (o->json) {
       nlohmann::json j = to_json(r);
+      if (!o->kv_dtype.empty()) j["kv_dtype"] = o->kv_dtype;
       if (o->per_doc) {
         j["documents"] = nlohmann::json::array();
         for (const auto& d : docs) j["documents"].push_back(to_json(d));

@@ -52,7 +52,7 @@ void add_profile(CLI::App& app) {
   cmd->add_flag("--measure", o->measure, "Build each variant with random weights and time a forward pass of T tokens");
   cmd->add_option("--memory-budget", o->memory_budget_gib,
                   "GiB a measured model may take; larger models are measured with fewer layers")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(0.001, 1e6))
       ->capture_default_str();
   cmd->add_option("--repeats", o->repeats, "Timed forward passes per variant; the fastest counts")
       ->check(CLI::Range(1, 1000))

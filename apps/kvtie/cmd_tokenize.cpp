@@ -21,9 +21,7 @@ void add_tokenize(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Encode a text file into a 1-D token array (.npy, uint16 or int32)");
   cmd->add_option("--tokenizer", o->tokenizer, "Directory with vocab.json + merges.txt (e.g. assets/gpt2)")->required();
-  cmd->add_option("--in", o->in, "Text file (any bytes; invalid UTF-8 is kept as byte tokens)")
-      ->required()
-      ->check(CLI::ExistingFile);
+  cmd->add_option("--in", o->in, "Text file (any bytes; invalid UTF-8 is kept as byte tokens)")->required();
   cmd->add_option("--out", o->out, "Output .npy")->required();
   cmd->add_flag("--special", o->special, "Read literal <|endoftext|> in the text as the end-of-text token");
   cmd->add_flag("--append-eot", o->append_eot, "End the array with <|endoftext|>");

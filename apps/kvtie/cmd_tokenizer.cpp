@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "commands.h"
+#include "kvtie/error.h"
 #include "kvtie/tokenizer.h"
 #include "train/progress.h"
 
@@ -24,12 +25,9 @@ void add_tokenizer(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = group->add_subcommand("train", "Train a byte-level BPE on text files; write vocab.json + merges.txt");
-  cmd->add_option("--corpus", o->corpus, "Text files (UTF-8; other bytes are kept as bytes)")
-      ->required()
-      ->expected(1, -1)
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--vocab-size", o->vocab_size, "Tokens in all: 256 bytes + merges + <|endoftext|>")
-      ->check(CLI::Range(257, 1 << 24))
+  // No CLI11 checks on values: bad values fail in the callback with kvtie's one-line error, exit 1.
+  cmd->add_option("--corpus", o->corpus, "Text files (UTF-8; other bytes are kept as bytes)")->required()->expected(1, -1);
+  cmd->add_option("--vocab-size", o->vocab_size, "Tokens in all: 256 bytes + merges + <|endoftext|> (at least 257)")
       ->capture_default_str();
   cmd->add_option("--out", o->out, "Directory for vocab.json and merges.txt (created if missing)")->required();
   cmd->add_flag("--json", o->json, "No progress; print one JSON summary");
@@ -38,6 +36,8 @@ void add_tokenizer(CLI::App& app) {
       "`kvtie tokenize` read the result. <|endoftext|> is the last id. Ties between equally frequent\n"
       "pairs go to the smaller ids, so the same corpus always gives the same files.");
   cmd->callback([o] {
+    if (o->vocab_size < 257)
+      fail("--vocab-size: must be at least 257 (256 byte tokens + <|endoftext|>), got {}", o->vocab_size);
     const auto mode = Progress::detect(o->json);
     std::optional<Progress> bar;
     std::string phase;

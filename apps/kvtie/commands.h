@@ -12,5 +12,6 @@ void add_tokenize(CLI::App& app);
 void add_profile(CLI::App& app);
 void add_data(CLI::App& app);
 void add_plot(CLI::App& app);
+void add_generate(CLI::App& app);
 
 }  // namespace kvtie::cli

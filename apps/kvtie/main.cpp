@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   kvtie::cli::add_profile(app);
   kvtie::cli::add_data(app);
   kvtie::cli::add_plot(app);
+  kvtie::cli::add_generate(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -136,6 +136,7 @@ struct MeasureOptions {
   int batch = 1;
   int repeats = 2;             // forward passes timed; the fastest counts (the first faults pages in)
   int64_t memory_budget = int64_t{8} << 30;  // the arena must fit; layers are cut until it does
+  int max_layers = 0;          // a further cap (0: none), so that every variant runs at one depth
   uint64_t seed = 0;
 };
 

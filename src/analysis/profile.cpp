@@ -216,11 +216,11 @@ StudyFigures study_1b() {
 
 const std::vector<Preset>& presets() {
   static const std::vector<Preset> all = {
-      {"paper-300m", "the study's 300M model: 20 layers, d_model 1024, 16 heads, d_ff 4096",
+      {"paper-300m", "The study's 300M model: 20 layers, d_model 1024, 16 heads, d_ff 4096",
        R"({"model": {"n_layer": 20, "n_head": 16, "d_model": 1024, "d_ff": 4096, "vocab_size": 50304,
                      "max_seq_len": 2048}})",
        study_300m()},
-      {"paper-1.2b", "the study's 1.2B model: 22 layers, d_model 2048, 32 heads, d_ff 8192",
+      {"paper-1.2b", "The study's 1.2B model: 22 layers, d_model 2048, 32 heads, d_ff 8192",
        R"({"model": {"n_layer": 22, "n_head": 32, "d_model": 2048, "d_ff": 8192, "vocab_size": 50304,
                      "max_seq_len": 2048}})",
        study_1b()},

@@ -67,7 +67,8 @@ int check_measurable(const ModelConfig& c, const MeasureOptions& o) {
 }
 
 Measurement measure(const ModelConfig& c, const MeasureOptions& o) {
-  const int layers = check_measurable(c, o);
+  const int fit = check_measurable(c, o);
+  const int layers = o.max_layers > 0 ? std::min(o.max_layers, fit) : fit;
   Measurement m;
   m.threads = omp_get_max_threads();
   const int T = static_cast<int>(o.tokens);
@@ -75,10 +76,13 @@ Measurement measure(const ModelConfig& c, const MeasureOptions& o) {
   m.built.n_layer = layers;
   m.memory_budget = o.memory_budget;
   m.whole_arena_bytes = model_arena_bytes(c, o.batch, T, m.threads, sizeof(float));
-  if (layers < c.n_layer)
+  if (fit < c.n_layer)
     m.note = fmt::format("measured with {} of {} layers: the whole model's arena ({}) exceeds the {} budget", layers,
                          c.n_layer, format_bytes(static_cast<double>(m.whole_arena_bytes)),
                          format_bytes(static_cast<double>(o.memory_budget)));
+  else if (layers < c.n_layer)
+    m.note = fmt::format("measured with {} of {} layers, the depth every variant measured with it fits", layers,
+                         c.n_layer);
 
   m.peak_rss_reset = reset_peak_rss();
   {

@@ -130,7 +130,7 @@ Formatted format_table(const Table& t) {
         case Kind::bytes: out.push_back(bytes_text(v)); break;
         case Kind::percent: out.push_back(percent_text(v)); break;
         case Kind::signed_percent: out.push_back(signed_percent_text(v)); break;
-        case Kind::seconds: out.push_back(fmt::format("{:.3f}", v)); break;
+        case Kind::seconds: out.push_back(fmt::format("{:.4g}", v)); break;
         case Kind::text: out.push_back(cell.text); break;
       }
     }
@@ -289,7 +289,7 @@ Table macs_table(const ModelProfile& p) {
   t.cols = {{"variant"},
             {"Q/K/V proj", Kind::si, "MAC", 0},
             {"out proj", Kind::si, "MAC", 0},
-            {p.base.causal ? "scores (causal)" : "scores", Kind::si, "MAC", 0},
+            {p.base.causal ? "causal scores" : "scores", Kind::si, "MAC", 0},
             {"MLP", Kind::si, "MAC", 0},
             {"head", Kind::si, "MAC", 0},
             {"total", Kind::si, "MAC", 0},
@@ -400,8 +400,10 @@ Table kv_table(const ModelProfile& p) {
 }
 
 Table measured_table(const ModelProfile& p) {
-  Table t{fmt::format("Measured (random weights, {} threads): forward pass of {} × {} tokens",
-                      p.variants.front().measured->threads, p.batch, p.context),
+  Table t{fmt::format("Measured (random weights, {} threads): forward pass of {} × {} tokens; KV cache of {} × {} "
+                      "tokens at {}",
+                      p.variants.front().measured->threads, p.batch, p.context, p.batch, p.context,
+                      kv_dtype_name(p.dtype)),
           {},
           {},
           {}};
@@ -413,9 +415,9 @@ Table measured_table(const ModelProfile& p) {
             {"forward", Kind::seconds},
             {"forward", Kind::si, "FLOP"},
             {"achieved", Kind::si, "FLOP/s", 0},
-            {"achieved, dense", Kind::si, "FLOP/s", 0},
-            {fmt::format("KV {} × {} × {}, theory", kv_dtype_name(p.dtype), p.batch, p.context), Kind::bytes},
-            {"KV, measured", Kind::bytes},
+            {"dense", Kind::si, "FLOP/s", 0},
+            {"KV theory", Kind::bytes},
+            {"KV measured", Kind::bytes},
             {"decode", Kind::si, "tokens/s"}};
   const std::string na = "n/a (needs the KV cache)";
   std::string cut;  // the variants measured with fewer layers, and their whole arenas
@@ -434,7 +436,8 @@ Table measured_table(const ModelProfile& p) {
                       m.decode_tokens_per_second ? num(*m.decode_tokens_per_second) : txt(na)});
   }
   if (!cut.empty())
-    t.notes.push_back(fmt::format("layers were cut until the arena fit the {} --memory-budget (whole-model arenas: {})",
+    t.notes.push_back(fmt::format("layers were cut until the largest variant's arena fit the {} --memory-budget, and "
+                                  "every variant runs at that depth (whole-model arenas: {})",
                                   bytes_text(static_cast<double>(p.variants.front().measured->memory_budget)), cut));
   t.notes.push_back("theory columns describe the model that ran; forward = the fastest of the timed passes; "
                     "achieved = causal-pair FLOPs / time, dense = the full T×T score tiles the kernel executes");
@@ -527,7 +530,9 @@ ModelProfile profile_model(const std::string& name, const std::string& descripti
   };
 
   if (o.variants.empty() && o.kv_heads.empty()) add_study_set();
-  for (const std::string& label : o.variants) {
+  for (std::string label : o.variants) {
+    label.erase(0, label.find_first_not_of(' '));  // "QKV, Q-K=V" splits into "QKV" and " Q-K=V"
+    label.erase(label.find_last_not_of(' ') + 1);
     if (label == "study")
       add_study_set();
     else if (label == "config")
@@ -554,13 +559,17 @@ MeasureOptions options_for(const ModelProfile& p, MeasureOptions o) {
 }
 }  // namespace
 
-void check_model_measurable(const ModelProfile& p, const MeasureOptions& o) {
-  for (const auto& v : p.variants) check_measurable(v.config, options_for(p, o));
+int check_model_measurable(const ModelProfile& p, const MeasureOptions& o) {
+  int layers = p.base.n_layer;
+  for (const auto& v : p.variants) layers = std::min(layers, check_measurable(v.config, options_for(p, o)));
+  return layers;
 }
 
 void measure_model(ModelProfile& p, const MeasureOptions& o, const std::function<void(const std::string&)>& progress) {
-  check_model_measurable(p, o);  // fail before minutes of work, not after them
-  const MeasureOptions mo = options_for(p, o);
+  MeasureOptions mo = options_for(p, o);
+  // Fail before minutes of work, not after them; and run every variant at the depth the largest
+  // one fits, so that the measured rows compare.
+  mo.max_layers = check_model_measurable(p, o);
   for (auto& v : p.variants) {
     if (progress) progress(fmt::format("measuring {} {}", p.name, v.label));
     v.measured = measure(v.config, mo);
@@ -662,7 +671,8 @@ std::string render_report(const std::vector<ModelProfile>& profiles, ReportForma
         for (const Table& t : model_tables(p)) out += render_csv_rows(p.name, t);
       return out;
     case ReportFormat::markdown:
-      out = fmt::format("# kvtie profile\n\nMade by `{}`. Formulas: [docs/profile.md](../profile.md).\n\n", command);
+      out = fmt::format("# kvtie profile\n\nMade by `{}`. The formulas and their derivations are in docs/profile.md.\n\n",
+                        command);
       for (const ModelProfile& p : profiles) {
         out += fmt::format("## {}\n\n{}{}.\n\n", p.name, p.description.empty() ? "" : p.description + ". ",
                            config_line(p));

@@ -48,9 +48,10 @@ struct ProfileOptions {
 
 ModelProfile profile_model(const std::string& name, const std::string& description, const ModelConfig& base,
                            const StudyFigures* study, const ProfileOptions& o);
-// An Error unless every variant of `p` can be measured (check_measurable).
-void check_model_measurable(const ModelProfile& p, const MeasureOptions& o);
-// Measures every variant in turn; `progress` hears "measuring <model> <variant>" first.
+// An Error unless every variant of `p` can be measured (check_measurable); returns the layers the
+// largest variant fits.
+int check_model_measurable(const ModelProfile& p, const MeasureOptions& o);
+// Measures every variant in turn, all at one depth; `progress` hears "measuring <model> <variant>".
 void measure_model(ModelProfile& p, const MeasureOptions& o,
                    const std::function<void(const std::string&)>& progress = {});
 

@@ -19,32 +19,28 @@ void PairTable::reserve(size_t n) {
   size_t cap = 2;
   int bits = 1;
   while (cap < 2 * n + 2) cap *= 2, bits++;
-  if (cap <= keys_.size()) return;
-  std::vector<uint64_t> old_keys(cap, kEmpty);
-  std::vector<Value> old_values(cap);
-  old_keys.swap(keys_);
-  old_values.swap(values_);
+  if (cap <= slots_.size()) return;
+  std::vector<Slot> old(cap);
+  old.swap(slots_);
   mask_ = cap - 1;
   shift_ = 64 - bits;
-  for (size_t i = 0; i < old_keys.size(); i++) {
-    if (old_keys[i] == kEmpty) continue;
-    size_t j = slot(old_keys[i]);
-    while (keys_[j] != kEmpty) j = (j + 1) & mask_;
-    keys_[j] = old_keys[i];
-    values_[j] = old_values[i];
+  for (const Slot& s : old) {
+    if (s.key == kEmpty) continue;
+    size_t j = slot(s.key);
+    while (slots_[j].key != kEmpty) j = (j + 1) & mask_;
+    slots_[j] = s;
   }
 }
 
 void PairTable::insert(int32_t left, int32_t right, Value v) {
-  if (2 * (size_ + 1) > keys_.size()) reserve(size_ + 1);
+  if (2 * (size_ + 1) > slots_.size()) reserve(size_ + 1);
   const uint64_t key = pack(left, right);
   size_t i = slot(key);
-  while (keys_[i] != kEmpty) {
-    if (keys_[i] == key) return;
+  while (slots_[i].key != kEmpty) {
+    if (slots_[i].key == key) return;
     i = (i + 1) & mask_;
   }
-  keys_[i] = key;
-  values_[i] = v;
+  slots_[i] = {key, v};
   size_++;
 }
 
@@ -65,7 +61,9 @@ struct Hash {
 };
 
 // Natural text repeats its words: remembering each chunk's ids makes BPE a lookup for most of
-// them. Per thread, so encode() stays const and lock-free; bounded, so memory stays small.
+// them. Per thread, so encode() stays const and lock-free; bounded, so memory stays small. When
+// full it keeps what it has (as Hugging Face's cache does): the frequent words come early, and
+// clearing would make text with many rare words pay for refilling it again and again.
 struct ChunkCache {
   static constexpr size_t kMaxEntries = 1 << 16;
   static constexpr size_t kMaxChunk = 64;  // longer chunks rarely repeat
@@ -162,10 +160,7 @@ void Tokenizer::encode_to(std::string_view text, std::vector<int32_t>& out, bool
       }
       const size_t start = out.size();
       im.encode_chunk(chunk, out);
-      if (cache.where.size() >= ChunkCache::kMaxEntries) {
-        cache.where.clear();
-        cache.ids.clear();
-      }
+      if (cache.where.size() >= ChunkCache::kMaxEntries) return;
       cache.where.emplace(std::string(chunk), std::pair{static_cast<uint32_t>(cache.ids.size()),
                                                         static_cast<uint32_t>(out.size() - start)});
       cache.ids.insert(cache.ids.end(), out.begin() + static_cast<std::ptrdiff_t>(start), out.end());

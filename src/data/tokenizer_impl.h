@@ -25,19 +25,23 @@ class PairTable {
   const Value* find(int32_t left, int32_t right) const {
     const uint64_t key = pack(left, right);
     for (size_t i = slot(key);; i = (i + 1) & mask_) {
-      if (keys_[i] == key) return &values_[i];
-      if (keys_[i] == kEmpty) return nullptr;
+      if (slots_[i].key == key) return &slots_[i].value;
+      if (slots_[i].key == kEmpty) return nullptr;
     }
   }
 
  private:
   static constexpr uint64_t kEmpty = ~uint64_t{0};
+  // Key and value side by side: a lookup touches one cache line.
+  struct Slot {
+    uint64_t key = kEmpty;
+    Value value;
+  };
   static uint64_t pack(int32_t a, int32_t b) { return (uint64_t{static_cast<uint32_t>(a)} << 32) | static_cast<uint32_t>(b); }
   size_t slot(uint64_t key) const { return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_); }
-  std::vector<uint64_t> keys_ = std::vector<uint64_t>(2, kEmpty);
-  std::vector<Value> values_ = std::vector<Value>(2);
+  std::vector<Slot> slots_ = std::vector<Slot>(2);
   size_t mask_ = 1;
-  int shift_ = 63;  // 64 - log2(table size), at least 1 so the shift stays defined
+  int shift_ = 63;  // 64 - log2(table size)
   size_t size_ = 0;
 };
 

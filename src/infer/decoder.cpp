@@ -57,6 +57,12 @@ const float* Decoder::step(std::span<const int32_t> tokens) {
   const ParamLayout& L = model_.layout();
   for (int b = 0; b < B; b++) {
     const int pos = cache_.length(b);
+    if (tokens[b] < 0) {  // an inactive sequence: computed alongside (its rows are ignored) but not stored
+      if (pos == 0) fail("decode step: sequence {} is inactive and empty", b);
+      std::fill(x_ + static_cast<int64_t>(b) * d, x_ + static_cast<int64_t>(b + 1) * d, 0.0f);
+      lengths_[b] = pos;
+      continue;
+    }
     if (pos >= cache_.capacity())
       fail("sequence {} is full: {} tokens fill the KV cache capacity", b, cache_.capacity());
     if (pos >= c.max_seq_len) fail("sequence {} reached the model's context of {} positions", b, c.max_seq_len);
@@ -72,6 +78,7 @@ const float* Decoder::step(std::span<const int32_t> tokens) {
     layernorm_forward(ln_, mean_, rstd_, x_, w + o.ln1_w, w + o.ln1_b, B, d);
     linear_forward(qkv_, ln_, w + o.attn_w, w + o.attn_b, B, d, P);
     for (int b = 0; b < B; b++) {
+      if (tokens[b] < 0) continue;
       const float* row = qkv_ + static_cast<int64_t>(b) * P;
       cache_.write(l, b, lengths_[b] - 1, row + c.k_offset(), c.v_is_k() ? nullptr : row + c.v_offset());
     }

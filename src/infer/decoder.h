@@ -22,7 +22,9 @@ class Decoder {
   // Runs `tokens` as the whole prompt of sequence `seq` (replacing what it held); returns the
   // logits [vocab] that predict the token after the prompt.
   const float* prefill(int seq, std::span<const int32_t> tokens);
-  // Appends tokens[b] to every sequence b < batch() and returns logits [batch, vocab].
+  // Appends tokens[b] to every sequence b < batch() and returns logits [batch, vocab]. A token of
+  // -1 leaves its sequence as it is (a finished sequence in a batch still running); its logits are
+  // meaningless.
   const float* step(std::span<const int32_t> tokens);
 
  private:

@@ -1,0 +1,94 @@
+// kvtie generate: text from a checkpoint, streamed, through the KV cache (or without, --no-cache).
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <omp.h>
+
+#include <cstdio>
+#include <sstream>
+
+#include "commands.h"
+#include "core/atomic_file.h"
+#include "infer/generate.h"
+#include "kvtie/checkpoint.h"
+#include "tokenizer_beside.h"
+
+namespace kvtie::cli {
+
+void add_generate(CLI::App& app) {
+  struct Opts {
+    std::string model, prompt, batch_file, kv_dtype = "fp32";
+    GenerateOptions gen;
+    bool no_cache = false, json = false;
+    int threads = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  o->gen.sampler.temperature = 0.8;
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a checkpoint (tokenizer beside it), streamed");
+  cmd->add_option("--model", o->model, "Checkpoint (.safetensors) with vocab.json + merges.txt beside it")->required();
+  auto* prompt = cmd->add_option("--prompt", o->prompt, "Prompt text");
+  auto* batch = cmd->add_option("--batch-file", o->batch_file, "One prompt per line, generated together as a batch");
+  prompt->excludes(batch);
+  cmd->add_option("--max-new", o->gen.max_new, "New tokens per prompt at most")->capture_default_str();
+  cmd->add_option("--temperature", o->gen.sampler.temperature, "0 = greedy")->capture_default_str();
+  cmd->add_option("--top-k", o->gen.sampler.top_k, "Sample among the k most likely tokens (0: all)")->capture_default_str();
+  cmd->add_option("--top-p", o->gen.sampler.top_p, "Nucleus sampling mass")->capture_default_str();
+  cmd->add_option("--seed", o->gen.sampler.seed, "Sampling seed (prompt i uses seed + i)")->capture_default_str();
+  cmd->add_option("--stop", o->gen.stop, "Stop when this text appears (repeatable); <|endoftext|> always stops");
+  cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache element format")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16", "int8", "int4"}))
+      ->capture_default_str();
+  cmd->add_flag("--no-cache", o->no_cache, "Recompute the whole prefix for every token (the study's way)");
+  cmd->add_option("--threads", o->threads, "Threads (0: OpenMP default)")->check(CLI::Range(0, 4096));
+  cmd->add_flag("--json", o->json, "No streaming; print one JSON object");
+  cmd->callback([o] {
+    if (o->threads > 0) omp_set_num_threads(o->threads);
+    std::vector<std::string> prompts;
+    if (!o->batch_file.empty()) {
+      std::istringstream in(read_file(o->batch_file));
+      for (std::string line; std::getline(in, line);)
+        if (!line.empty()) prompts.push_back(line);
+      if (prompts.empty()) fail("{}: no prompts (one per line)", o->batch_file);
+    } else {
+      prompts.push_back(o->prompt);
+    }
+    const Tokenizer tok = tokenizer_beside(o->model);
+    const ModelConfig mc = read_checkpoint_config(o->model);
+    auto model = load_checkpoint(o->model, 1, mc.max_seq_len);
+    GenerateOptions gen = o->gen;
+    gen.use_cache = !o->no_cache;
+    gen.kv_dtype = parse_kv_dtype(o->kv_dtype, "--kv-dtype");
+    const bool stream = !o->json && prompts.size() == 1;
+    if (!o->json) gen.on_cache = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
+    if (stream) {
+      fmt::print("{}", prompts[0]);
+      std::fflush(stdout);
+    }
+    GenerateStats stats;
+    const auto out = generate(*model, tok, prompts, gen,
+                              [&](int, const std::string& piece) {
+                                if (!stream) return;
+                                fmt::print("{}", piece);
+                                std::fflush(stdout);
+                              },
+                              &stats);
+    const double tps = stats.decode_seconds > 0 ? static_cast<double>(stats.decode_tokens) / stats.decode_seconds : 0;
+    if (o->json) {
+      nlohmann::json j{{"generations", nlohmann::json::array()}, {"kv_dtype", o->no_cache ? "none" : o->kv_dtype},
+                       {"cache_bytes", stats.cache_bytes}, {"prefill_s", stats.prefill_seconds},
+                       {"decode_s", stats.decode_seconds}, {"decode_tokens", stats.decode_tokens},
+                       {"decode_tokens_per_s", tps}};
+      for (size_t i = 0; i < out.size(); i++)
+        j["generations"].push_back({{"prompt", prompts[i]}, {"text", out[i].text},
+                                    {"prompt_tokens", out[i].prompt_tokens}, {"new_tokens", out[i].new_tokens}});
+      fmt::print("{}\n", j.dump());
+      return;
+    }
+    if (stream) fmt::print("\n");
+    else
+      for (size_t i = 0; i < out.size(); i++) fmt::print("[{}] {}{}\n", i + 1, prompts[i], out[i].text);
+    fmt::print(stderr, "{} tokens in {:.2f} s ({:.1f} tokens/s{})\n", stats.decode_tokens, stats.decode_seconds, tps,
+               o->no_cache ? ", no cache" : "");
+  });
+}
+
+}  // namespace kvtie::cli

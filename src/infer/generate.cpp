@@ -1,0 +1,139 @@
+#include "infer/generate.h"
+
+#include <chrono>
+
+#include "infer/decoder.h"
+#include "kvtie/error.h"
+
+namespace kvtie {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// One sequence's output: tokens decoded to text, released to the stream only when no stop string
+// could still be starting at the end.
+struct Stream {
+  std::vector<int32_t> tokens;
+  std::string text;
+  size_t emitted = 0;
+  bool done = false;
+};
+
+size_t held_back(const std::string& text, const std::vector<std::string>& stops) {
+  size_t hold = 0;
+  for (const auto& s : stops)
+    for (size_t n = std::min(s.size() - 1, text.size()); n > 0; n--)
+      if (text.compare(text.size() - n, n, s, 0, n) == 0) {
+        hold = std::max(hold, n);
+        break;
+      }
+  return hold;
+}
+
+}  // namespace
+
+std::vector<Generation> generate(Transformer<float>& model, const Tokenizer& tok, const std::vector<std::string>& prompts,
+                                 const GenerateOptions& o,
+                                 const std::function<void(int, const std::string&)>& on_text, GenerateStats* stats) {
+  const ModelConfig& c = model.config();
+  if (prompts.empty()) fail("no prompt given");
+  if (o.max_new < 1) fail("--max-new must be at least 1");
+  for (const auto& s : o.stop) {
+    if (s.empty()) fail("--stop: empty stop string");
+    if (s.starts_with("<|") && s.ends_with("|>") && s != "<|endoftext|>")
+      fail("--stop: unknown stop token '{}' (the tokenizer's only special token is <|endoftext|>)", s);
+  }
+  const int B = static_cast<int>(prompts.size());
+  std::vector<std::vector<int32_t>> ids(B);
+  int longest = 0;
+  for (int b = 0; b < B; b++) {
+    ids[b] = tok.encode(prompts[b], /*allow_special=*/true);
+    if (ids[b].empty()) fail("prompt {} is empty: give at least one token of text", b + 1);
+    if (static_cast<int>(ids[b].size()) >= c.max_seq_len)
+      fail("prompt {} has {} tokens; the model's context is {} (room is needed for new tokens)", b + 1, ids[b].size(),
+           c.max_seq_len);
+    longest = std::max(longest, static_cast<int>(ids[b].size()));
+  }
+  const int capacity = std::min(c.max_seq_len, longest + o.max_new);
+  std::vector<Sampler> samplers;
+  for (int b = 0; b < B; b++) samplers.emplace_back(SamplerConfig{o.sampler.temperature, o.sampler.top_k, o.sampler.top_p,
+                                                                 o.sampler.seed + static_cast<uint64_t>(b)});
+  std::vector<Stream> out(B);
+  std::vector<int32_t> next(B);
+  GenerateStats local;
+  GenerateStats& st = stats ? *stats : local;
+
+  auto accept = [&](int b, int32_t t) {
+    Stream& s = out[b];
+    if (s.done) return;
+    if (t == tok.eot_id()) {
+      s.done = true;
+    } else {
+      s.tokens.push_back(t);
+      s.text = tok.decode(s.tokens);
+    }
+    for (const auto& stop : o.stop) {
+      const size_t at = s.text.find(stop, s.emitted > stop.size() ? s.emitted - stop.size() : 0);
+      if (at != std::string::npos) {
+        s.text.resize(at);
+        s.done = true;
+      }
+    }
+    if (static_cast<int>(s.tokens.size()) >= o.max_new ||
+        static_cast<int>(ids[b].size() + s.tokens.size()) >= capacity)
+      s.done = true;
+    // Release what is final: everything when done, else all but a possible stop-string prefix and
+    // an incomplete UTF-8 character at the end.
+    size_t upto = s.done ? s.text.size() : s.text.size() - held_back(s.text, o.stop);
+    while (!s.done && upto > s.emitted && (static_cast<unsigned char>(s.text[upto - 1]) & 0x80)) upto--;
+    if (upto > s.emitted && on_text) on_text(b, s.text.substr(s.emitted, upto - s.emitted));
+    s.emitted = std::max(s.emitted, upto);
+  };
+  auto all_done = [&] {
+    return std::all_of(out.begin(), out.end(), [](const Stream& s) { return s.done; });
+  };
+
+  if (o.use_cache) {
+    Decoder dec(model, B, capacity, o.kv_dtype);
+    st.cache_bytes = dec.cache().bytes();
+    st.cache_line = dec.cache().describe(c);
+    if (o.on_cache) o.on_cache(st.cache_line);
+    auto t0 = Clock::now();
+    for (int b = 0; b < B; b++) next[b] = samplers[b].sample(dec.prefill(b, ids[b]), c.vocab_size);
+    st.prefill_seconds = since(t0);
+    for (int b = 0; b < B; b++) accept(b, next[b]);
+    t0 = Clock::now();
+    while (!all_done()) {
+      for (int b = 0; b < B; b++)
+        if (out[b].done) next[b] = -1;  // finished: no longer stored
+      const float* logits = dec.step(next);
+      for (int b = 0; b < B; b++) st.decode_tokens += next[b] >= 0;
+      for (int b = 0; b < B; b++) {
+        if (out[b].done) continue;
+        next[b] = samplers[b].sample(logits + static_cast<int64_t>(b) * c.vocab_size, c.vocab_size);
+        accept(b, next[b]);
+      }
+    }
+    st.decode_seconds = since(t0);
+  } else {
+    auto t0 = Clock::now();
+    for (int b = 0; b < B; b++) {
+      std::vector<int32_t> seq = ids[b];
+      while (!out[b].done) {
+        model.forward(seq.data(), nullptr, 1, static_cast<int>(seq.size()));
+        const int32_t t = samplers[b].sample(model.logits() + (seq.size() - 1) * c.vocab_size, c.vocab_size);
+        seq.push_back(t);
+        st.decode_tokens++;
+        accept(b, t);
+      }
+    }
+    st.decode_seconds = since(t0);
+  }
+  std::vector<Generation> result(B);
+  for (int b = 0; b < B; b++)
+    result[b] = {out[b].text, static_cast<int>(ids[b].size()), static_cast<int>(out[b].tokens.size())};
+  return result;
+}
+
+}  // namespace kvtie

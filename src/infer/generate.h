@@ -1,0 +1,42 @@
+#pragma once
+// Text generation for a batch of prompts: prefill each prompt, then decode all sequences together
+// one token per step through the KV cache — or, with use_cache off, recompute the whole prefix at
+// every step (the study's way, kept to verify and to measure against).
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "infer/sampler.h"
+#include "kvtie/model.h"
+#include "kvtie/profile.h"
+#include "kvtie/tokenizer.h"
+
+namespace kvtie {
+
+struct GenerateOptions {
+  int max_new = 64;
+  SamplerConfig sampler;
+  std::vector<std::string> stop;  // stop strings; "<|endoftext|>" also stops
+  bool use_cache = true;
+  KvDType kv_dtype = KvDType::fp32;
+  std::function<void(const std::string&)> on_cache;  // told what the cache holds, before prefill
+};
+
+struct Generation {
+  std::string text;  // the continuation (without the prompt, cut before a stop string)
+  int prompt_tokens = 0, new_tokens = 0;
+};
+
+struct GenerateStats {
+  double prefill_seconds = 0, decode_seconds = 0;
+  int64_t decode_tokens = 0;
+  int64_t cache_bytes = 0;
+  std::string cache_line;  // what the cache holds (empty without a cache)
+};
+
+// on_text(seq, piece) streams each sequence's new text as soon as it is final.
+std::vector<Generation> generate(Transformer<float>& model, const Tokenizer& tok, const std::vector<std::string>& prompts,
+                                 const GenerateOptions& options,
+                                 const std::function<void(int, const std::string&)>& on_text, GenerateStats* stats);
+
+}  // namespace kvtie
