@@ -3,9 +3,9 @@
 #include <fmt/format.h>
 
 #include <cctype>
-#include <cstdlib>
 #include <filesystem>
 
+#include "analysis/gnuplot.h"
 #include "analysis/profile_report.h"
 #include "core/atomic_file.h"
 #include "kvtie/error.h"
@@ -25,32 +25,9 @@ std::string stem(const std::string& name) {
   return out.empty() ? "model" : out;
 }
 
-std::string quoted(const std::string& s) {  // a gnuplot string in single quotes
-  std::string q = "'";
-  for (char ch : s) q += ch == '\'' ? std::string("''") : std::string(1, ch);
-  return q + "'";
-}
-
-std::string shell_quoted(const std::string& s) {
-  std::string q = "'";
-  for (char ch : s) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-  return q + "'";
-}
-
-// Renders one chart body to PNG and SVG.
-std::string both_terminals(const std::string& base, const std::string& body) {
-  return fmt::format(
-      "set terminal pngcairo size 960,600 noenhanced font 'sans,11'\nset output '{0}.png'\n{1}"
-      "set terminal svg size 960,600 noenhanced font 'sans,11' background rgb 'white'\nset output '{0}.svg'\n"
-      "replot\nunset output\n\n",
-      base, body);
-}
-
 }  // namespace
 
 std::vector<std::string> write_profile_plots(const std::vector<ModelProfile>& profiles, const std::string& dir) {
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
-    fail("--plot: gnuplot is not installed (Debian package gnuplot-nox; scripts/setup installs it)");
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) fail("--plot {}: cannot create the directory: {}", dir, ec.message());
@@ -91,10 +68,10 @@ std::vector<std::string> write_profile_plots(const std::vector<ModelProfile>& pr
     std::string kv_body = fmt::format(
         "set title {}\nset xlabel 'context length (tokens)'\nset ylabel 'KV cache (GiB)'\nset key top left\n"
         "set grid\nset xrange [0:{}]\nset yrange [0:*]\nplot ",
-        quoted(fmt::format("{}: KV cache at {}, batch {}", p.name, kv_dtype_name(p.dtype), p.batch)), x_max);
+        gnuplot_quoted(fmt::format("{}: KV cache at {}, batch {}", p.name, kv_dtype_name(p.dtype), p.batch)), x_max);
     for (size_t i = 0; i < p.variants.size(); i++)
       kv_body += fmt::format("{}'{}_kv.dat' using 1:{} with linespoints lw 2 dt {} pt {} title {}", i ? ", \\\n  " : "",
-                             name, i + 2, i % 4 + 1, i + 1, quoted(p.variants[i].label));
+                             name, i + 2, i % 4 + 1, i + 1, gnuplot_quoted(p.variants[i].label));
     kv_body += "\n";
 
     const std::string bars =
@@ -104,28 +81,18 @@ std::vector<std::string> write_profile_plots(const std::vector<ModelProfile>& pr
         "set title {}\nset ylabel 'parameters (millions)'\n{}"
         "plot '{}_params.dat' using 2:xtic(1) title 'embeddings', '' using 3 title 'attention Q/K/V', "
         "'' using 4 title 'attention out', '' using 5 title 'MLP', '' using 6 title 'norms + head'\n",
-        quoted(p.name + ": parameters"), bars, name);
+        gnuplot_quoted(p.name + ": parameters"), bars, name);
     const std::string flops_body = fmt::format(
         "set title {}\nset ylabel 'TFLOP per training step'\n{}"
         "plot '{}_flops.dat' using 2:xtic(1) title 'Q/K/V projections', '' using 3 title 'out projection', "
         "'' using 4 title 'attention scores', '' using 5 title 'MLP', '' using 6 title 'head + loss', "
         "'' using 7 title 'norms, residuals'\n",
-        quoted(fmt::format("{}: FLOPs of one training step, {} x {} tokens", p.name, p.batch, p.context)), bars, name);
+        gnuplot_quoted(fmt::format("{}: FLOPs of one training step, {} x {} tokens", p.name, p.batch, p.context)), bars, name);
 
-    const std::string script = fmt::format("# kvtie profile charts for {}; run: cd {} && gnuplot {}.gp\n\n", p.name,
-                                           dir, name) +
-                               both_terminals(name + "_kv", kv_body) + "reset\n" +
-                               both_terminals(name + "_params", params_body) + "reset\n" +
-                               both_terminals(name + "_flops", flops_body);
-    write_file_atomic(dir + "/" + name + ".gp", script);
-    const std::string cmd = fmt::format("cd {} && gnuplot {} >&2", shell_quoted(dir), shell_quoted(name + ".gp"));
-    if (std::system(cmd.c_str()) != 0) fail("--plot {}: gnuplot failed on {}.gp", dir, name);
-    for (const char* chart : {"_kv", "_params", "_flops"})
-      for (const char* ext : {".png", ".svg"}) {
-        const std::string path = dir + "/" + name + chart + ext;
-        if (!fs::exists(path)) fail("--plot {}: gnuplot did not write {}", dir, path);
-        images.push_back(path);
-      }
+    const auto written = render_gnuplot(dir, name,
+                                        {{name + "_kv", kv_body}, {name + "_params", params_body},
+                                         {name + "_flops", flops_body}});
+    images.insert(images.end(), written.begin(), written.end());
   }
   return images;
 }

@@ -400,49 +400,62 @@ Table kv_table(const ModelProfile& p) {
 }
 
 Table measured_table(const ModelProfile& p) {
-  Table t{fmt::format("Measured (random weights, {} threads): forward pass of {} × {} tokens; KV cache of {} × {} "
-                      "tokens at {}",
-                      p.variants.front().measured->threads, p.batch, p.context, p.batch, p.context,
-                      kv_dtype_name(p.dtype)),
+  const Measurement& first = *p.variants.front().measured;
+  Table t{fmt::format("Measured (random weights, {} threads): forward pass of {} × {} tokens, KV cache of {} × {} "
+                      "tokens at {}, {} decode steps",
+                      first.threads, p.batch, p.context, p.batch, p.context, kv_dtype_name(p.dtype),
+                      first.decode_steps),
           {},
           {},
           {}};
   t.cols = {{"variant"},
             {"layers"},
-            {"arena, theory", Kind::bytes},
-            {"arena, measured", Kind::bytes},
+            {"arena theory", Kind::bytes},
+            {"arena measured", Kind::bytes},
+            {"KV theory", Kind::bytes},
+            {"KV measured", Kind::bytes},
+            {"equal"},
             {"peak RSS", Kind::bytes},
             {"forward", Kind::seconds},
             {"forward", Kind::si, "FLOP"},
             {"achieved", Kind::si, "FLOP/s", 0},
             {"dense", Kind::si, "FLOP/s", 0},
-            {"KV theory", Kind::bytes},
-            {"KV measured", Kind::bytes},
-            {"decode", Kind::si, "tokens/s"}};
-  const std::string na = "n/a (needs the KV cache)";
-  std::string cut;  // the variants measured with fewer layers, and their whole arenas
+            {"decode", Kind::si, "tokens/s"},
+            {"decode", Kind::si, "FLOP/s", 0}};
+  std::string cut;  // the variants measured with fewer layers, and their whole sizes
   bool reset = true;
   for (const auto& v : p.variants) {
     const Measurement& m = *v.measured;
     reset = reset && m.peak_rss_reset;
     if (m.built.n_layer < v.config.n_layer)
-      cut += fmt::format("{}{} {}", cut.empty() ? "" : ", ", v.label, bytes_text(static_cast<double>(m.whole_arena_bytes)));
+      cut += fmt::format("{}{} {}", cut.empty() ? "" : ", ", v.label, bytes_text(static_cast<double>(m.whole_model_bytes)));
+    const bool cached = has_kv_cache(m.built);
+    const int64_t kv_theory = cached ? kv_cache_bytes(m.built, p.context, p.batch, p.dtype) : 0;
+    const bool equal = m.arena_bytes == m.arena_bytes_theory && (!cached || m.kv_cache_bytes == kv_theory);
+    const std::string na = cached ? "n/a (T = 1)" : "n/a (not a causal LM)";
     t.rows.push_back({txt(v.label), txt(fmt::format("{}/{}", m.built.n_layer, v.config.n_layer)),
                       num(static_cast<double>(m.arena_bytes_theory)), num(static_cast<double>(m.arena_bytes)),
-                      num(static_cast<double>(m.peak_rss_bytes)), num(m.forward_seconds), num(m.forward_flops),
-                      num(m.flops_per_second()), num(m.dense_flops_per_second()),
-                      num(static_cast<double>(kv_cache_bytes(m.built, p.context, p.batch, p.dtype))),
-                      m.kv_cache_bytes ? num(static_cast<double>(*m.kv_cache_bytes)) : txt(na),
-                      m.decode_tokens_per_second ? num(*m.decode_tokens_per_second) : txt(na)});
+                      cached ? num(static_cast<double>(kv_theory)) : txt("n/a (not a causal LM)"),
+                      m.kv_cache_bytes ? num(static_cast<double>(*m.kv_cache_bytes)) : txt("n/a (not a causal LM)"),
+                      txt(equal ? "yes" : "NO"), num(static_cast<double>(m.peak_rss_bytes)), num(m.forward_seconds),
+                      num(m.forward_flops), num(m.flops_per_second()), num(m.dense_flops_per_second()),
+                      m.decode_tokens_per_second ? num(*m.decode_tokens_per_second) : txt(na),
+                      m.decode_tokens_per_second ? num(m.decode_flops / m.decode_seconds) : txt(na)});
   }
   if (!cut.empty())
-    t.notes.push_back(fmt::format("layers were cut until the largest variant's arena fit the {} --memory-budget, and "
-                                  "every variant runs at that depth (whole-model arenas: {})",
-                                  bytes_text(static_cast<double>(p.variants.front().measured->memory_budget)), cut));
-  t.notes.push_back("theory columns describe the model that ran; forward = the fastest of the timed passes; "
-                    "achieved = causal-pair FLOPs / time, dense = the full T×T score tiles the kernel executes");
+    t.notes.push_back(fmt::format("layers were cut until the largest variant's arena and KV cache fit the {} "
+                                  "--memory-budget, and every variant runs at that depth (whole models: {})",
+                                  bytes_text(static_cast<double>(first.memory_budget)), cut));
+  t.notes.push_back("theory columns describe the model that ran; equal: arena and KV cache allocated exactly the "
+                    "bytes the theory gives");
+  t.notes.push_back("forward = the fastest of the timed passes; achieved = causal-pair FLOPs / time, dense = the full "
+                    "T×T score tiles the kernel executes");
+  t.notes.push_back(fmt::format("decode: the forward's K/V rows of the first T − {0} tokens fill the cache (the "
+                                "prefill), then {0} timed steps fill its last positions; FLOP/s from the theory of "
+                                "those steps",
+                                first.decode_steps));
   t.notes.push_back(reset ? "peak RSS: the process's peak resident memory from building this model to the end of its "
-                            "forward passes (VmHWM reset before each model)"
+                            "decode steps (VmHWM reset before each model)"
                           : "peak RSS: the process's peak since it started (VmHWM could not be reset)");
   return t;
 }
@@ -555,6 +568,7 @@ namespace {
 MeasureOptions options_for(const ModelProfile& p, MeasureOptions o) {
   o.tokens = p.context;
   o.batch = static_cast<int>(p.batch);
+  o.dtype = p.dtype;
   return o;
 }
 }  // namespace
@@ -603,7 +617,7 @@ json report_json(const std::vector<ModelProfile>& profiles, const std::string& c
                     {"note", m.note},
                     {"threads", m.threads},
                     {"memory_budget", m.memory_budget},
-                    {"whole_arena_bytes", m.whole_arena_bytes},
+                    {"whole_model_bytes", m.whole_model_bytes},
                     {"arena_bytes_theory", m.arena_bytes_theory},
                     {"arena_bytes", m.arena_bytes},
                     {"peak_rss_bytes", m.peak_rss_bytes},
@@ -613,10 +627,17 @@ json report_json(const std::vector<ModelProfile>& profiles, const std::string& c
                     {"forward_flops_dense", m.forward_flops_dense},
                     {"flops_per_second", m.flops_per_second()},
                     {"dense_flops_per_second", m.dense_flops_per_second()},
-                    {"kv_cache_bytes_theory", kv_cache_bytes(m.built, p.context, p.batch, p.dtype)},
+                    {"kv_cache_bytes_theory", has_kv_cache(m.built)
+                                                  ? json(kv_cache_bytes(m.built, p.context, p.batch, p.dtype))
+                                                  : json(nullptr)},
                     {"kv_cache_bytes", m.kv_cache_bytes ? json(*m.kv_cache_bytes) : json(nullptr)},
+                    {"decode_steps", m.decode_steps},
+                    {"decode_seconds", m.decode_seconds},
+                    {"decode_flops", m.decode_flops},
                     {"decode_tokens_per_second",
-                     m.decode_tokens_per_second ? json(*m.decode_tokens_per_second) : json(nullptr)}};
+                     m.decode_tokens_per_second ? json(*m.decode_tokens_per_second) : json(nullptr)},
+                    {"decode_flops_per_second",
+                     m.decode_tokens_per_second ? json(m.decode_flops / m.decode_seconds) : json(nullptr)}};
       }
       const StudyFigures* s = p.study;
       variants.push_back(

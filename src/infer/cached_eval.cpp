@@ -12,11 +12,7 @@ namespace kvtie {
 EvalResult evaluate_tokens_cached(Transformer<float>& model, const std::vector<int32_t>& tokens, KvDType dtype,
                                   int batch, const std::string& source) {
   const ModelConfig& c = model.config();
-  if (c.head != Head::lm) fail("{}: eval needs a model with an LM head", source);
-  if (tokens.size() < 2) fail("{}: {} tokens; need at least 2 to predict one", source, tokens.size());
-  for (size_t i = 0; i < tokens.size(); i++)
-    if (tokens[i] < 0 || tokens[i] >= c.vocab_size)
-      fail("{}: token {} at index {} is outside the model's vocabulary [0, {})", source, tokens[i], i, c.vocab_size);
+  check_eval_tokens(c, tokens, source);
   const int S = c.max_seq_len, V = c.vocab_size;
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int64_t full = n / S;

@@ -8,13 +8,16 @@
 
 namespace kvtie {
 
-EvalResult evaluate_tokens(Transformer<float>& model, const std::vector<int32_t>& tokens, const std::string& source) {
-  const ModelConfig& c = model.config();
+void check_eval_tokens(const ModelConfig& c, const std::vector<int32_t>& tokens, const std::string& source) {
   if (c.head != Head::lm) fail("{}: eval needs a model with an LM head", source);
   if (tokens.size() < 2) fail("{}: {} tokens; need at least 2 to predict one", source, tokens.size());
   for (size_t i = 0; i < tokens.size(); i++)
     if (tokens[i] < 0 || tokens[i] >= c.vocab_size)
       fail("{}: token {} at index {} is outside the model's vocabulary [0, {})", source, tokens[i], i, c.vocab_size);
+}
+
+EvalResult evaluate_tokens(Transformer<float>& model, const std::vector<int32_t>& tokens, const std::string& source) {
+  check_eval_tokens(model.config(), tokens, source);
 
   const int S = model.max_seq();
   const int64_t n = static_cast<int64_t>(tokens.size());

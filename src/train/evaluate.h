@@ -16,6 +16,10 @@ struct EvalResult {
   int64_t tokens = 0;  // predicted tokens
 };
 
+// Errors (naming `source`) unless the model has an LM head and the tokens are in its vocabulary
+// and can predict at least one token.
+void check_eval_tokens(const ModelConfig& config, const std::vector<int32_t>& tokens, const std::string& source);
+
 // `source` names the token file in error messages. The model must have an LM head.
 EvalResult evaluate_tokens(Transformer<float>& model, const std::vector<int32_t>& tokens, const std::string& source);
 

@@ -4,15 +4,7 @@
 # Usage: generate_test.sh KVTIE_BINARY REPO_ROOT
 set -u
 kvtie=$1
-root=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
-passed=0 failed=0
-check() {  # check NAME COMMAND...
-  if "${@:2}"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $1"; fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 fails_with() {  # fails_with NAME PATTERN COMMAND...: exit 1 and a one-line error matching PATTERN
   local name=$1 pattern=$2
   shift 2
@@ -75,5 +67,4 @@ fails_with "checkpoint without tokenizer" "no tokenizer beside" "$kvtie" generat
 fails_with "bad --top-p" "top-p" "$kvtie" generate --model $model --prompt "the" --top-p 0
 fails_with "empty batch file" "no prompts" "$kvtie" generate --model $model --batch-file /dev/null
 
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+finish

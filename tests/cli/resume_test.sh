@@ -4,14 +4,7 @@
 # Usage: resume_test.sh KVTIE_BINARY REPO_ROOT
 set -u
 kvtie=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
-passed=0 failed=0
-check() {  # check NAME COMMAND...
-  if "${@:2}"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $1"; fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cat > run.json <<'JSON'
 {"model": {"n_layer": 4, "n_head": 4, "d_model": 128, "vocab_size": 64, "max_seq_len": 64, "share": "kv"},
@@ -52,5 +45,4 @@ check "resuming a finished run does nothing" grep -q '"steps":60' again.json
 check "a fresh run refuses a directory with checkpoints" bash -c "! '$kvtie' train --config run.json --set train.out_dir=cut 2>err.txt && grep -q -- '--resume' err.txt"
 check "resume of a directory without checkpoints fails clearly" bash -c "! '$kvtie' train --resume nothere 2>err.txt && grep -q 'nothere' err.txt"
 
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+finish
