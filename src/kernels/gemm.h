@@ -17,4 +17,13 @@ inline void gemm(bool trans_a, bool trans_b, int M, int N, int K, double alpha, 
               alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+// y[M] = alpha·A[M,N]·x + beta·y, row-major: the single-row case of a linear layer (decode steps).
+inline void gemv(int M, int N, float alpha, const float* A, int lda, const float* x, float beta, float* y) {
+  cblas_sgemv(CblasRowMajor, CblasNoTrans, M, N, alpha, A, lda, x, 1, beta, y, 1);
+}
+
+inline void gemv(int M, int N, double alpha, const double* A, int lda, const double* x, double beta, double* y) {
+  cblas_dgemv(CblasRowMajor, CblasNoTrans, M, N, alpha, A, lda, x, 1, beta, y, 1);
+}
+
 }  // namespace kvtie

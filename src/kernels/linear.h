@@ -15,7 +15,10 @@ void linear_forward(T* out, const T* inp, const T* w, const T* b, int64_t N, int
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; n++) std::copy(b, b + OC, out + n * OC);
   }
-  gemm(false, true, static_cast<int>(N), OC, C, T(1), inp, C, w, C, b ? T(1) : T(0), out, OC);
+  if (N == 1)  // one row (a decode step): a matrix-vector product streams w once
+    gemv(OC, C, T(1), w, C, inp, b ? T(1) : T(0), out);
+  else
+    gemm(false, true, static_cast<int>(N), OC, C, T(1), inp, C, w, C, b ? T(1) : T(0), out, OC);
 }
 
 // dinp[N,C] = dout · w (overwritten; skipped when dinp is null);  dw += doutᵀ · inp;  db += Σ_n dout
