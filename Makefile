@@ -21,6 +21,8 @@ test-sanitize: setup
 
 bench: build
 	build/release/bench/train_step
+	build/release/bench/decode
+	build/release/bench/tokenize
 
 clean:
 	rm -rf build

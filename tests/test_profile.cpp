@@ -2,11 +2,10 @@
 // independent count (the parameter layout, the built model's arena, a loop over the cache's
 // vectors), and the report's renderings.
 #include <gtest/gtest.h>
-
-#include <nlohmann/json.hpp>
 #include <omp.h>
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -123,9 +122,15 @@ std::vector<ModelConfig> config_grid() {
       for (const char* share : {"none", "kv", "qk", "qkv"}) {
         if ((std::string(share) == "qk" || std::string(share) == "qkv") && kv != n_head) continue;
         for (const char* head : {"lm", "token", "pooled"}) {
-          json j = {{"n_layer", 1 + n_head % 3}, {"n_head", n_head},   {"n_kv_head", kv},
-                    {"d_model", 8 * n_head},     {"d_ff", 24},         {"vocab_size", 37},
-                    {"max_seq_len", 11},         {"share", share},     {"head", head},
+          json j = {{"n_layer", 1 + n_head % 3},
+                    {"n_head", n_head},
+                    {"n_kv_head", kv},
+                    {"d_model", 8 * n_head},
+                    {"d_ff", 24},
+                    {"vocab_size", 37},
+                    {"max_seq_len", 11},
+                    {"share", share},
+                    {"head", head},
                     {"pos", n_head == 2 ? "none" : "learned"}};
           if (std::string(head) != "lm") j["n_classes"] = 5, j["causal"] = false;
           if (n_head == 4) j["head_dim"] = 6;
@@ -149,13 +154,20 @@ TEST(ProfileTheory, ParamsEqualTheLayoutForEveryConfig) {
     int64_t emb = 0, qkv = 0, out = 0, mlp = 0, norms = 0, head = 0;
     for (const auto& t : layout.tensors) {
       const std::string& s = t.name;
-      if (s.starts_with("tok_emb") || s.starts_with("pos_emb")) emb += t.numel;
-      else if (s.find(".attn.out.") != std::string::npos) out += t.numel;
-      else if (s.find(".attn.") != std::string::npos) qkv += t.numel;
-      else if (s.find(".mlp.") != std::string::npos) mlp += t.numel;
-      else if (s.find("ln") != std::string::npos) norms += t.numel;
-      else if (s.starts_with("head.")) head += t.numel;
-      else ADD_FAILURE() << "unclassified tensor " << s;
+      if (s.starts_with("tok_emb") || s.starts_with("pos_emb"))
+        emb += t.numel;
+      else if (s.find(".attn.out.") != std::string::npos)
+        out += t.numel;
+      else if (s.find(".attn.") != std::string::npos)
+        qkv += t.numel;
+      else if (s.find(".mlp.") != std::string::npos)
+        mlp += t.numel;
+      else if (s.find("ln") != std::string::npos)
+        norms += t.numel;
+      else if (s.starts_with("head."))
+        head += t.numel;
+      else
+        ADD_FAILURE() << "unclassified tensor " << s;
     }
     EXPECT_EQ(n.embeddings, emb);
     EXPECT_EQ(n.attn_qkv, qkv);
@@ -217,7 +229,8 @@ int64_t kv_bytes_by_loop(const ModelConfig& c, KvDType t) {
       for (int role = 0; role < 2; role++) {
         if (role == 1 && c.v_offset() == c.k_offset()) continue;  // V is K: nothing more stored
         int64_t bits = 0;
-        for (int i = 0; i < c.head_dim; i++) bits += t == KvDType::fp32 ? 32 : t == KvDType::int8 ? 8 : t == KvDType::int4 ? 4 : 16;
+        for (int i = 0; i < c.head_dim; i++)
+          bits += t == KvDType::fp32 ? 32 : t == KvDType::int8 ? 8 : t == KvDType::int4 ? 4 : 16;
         bytes += (bits + 7) / 8 + (t == KvDType::int8 || t == KvDType::int4 ? 4 : 0);
       }
   return bytes;
@@ -228,7 +241,8 @@ TEST(ProfileTheory, KvBytesMatchAnIndependentCount) {
   for (const char* p : {"paper-300m", "paper-1.2b"})
     for (const auto& label : study_variant_labels()) all.push_back(variant(p, label));
   for (const ModelConfig& c : all) {
-    for (KvDType t : kAllKvDTypes) EXPECT_EQ(kv_cache_bytes_per_token(c, t), kv_bytes_by_loop(c, t)) << kv_dtype_name(t);
+    for (KvDType t : kAllKvDTypes)
+      EXPECT_EQ(kv_cache_bytes_per_token(c, t), kv_bytes_by_loop(c, t)) << kv_dtype_name(t);
     // The config's own helper, for the float formats.
     EXPECT_EQ(kv_cache_bytes_per_token(c, KvDType::fp16), kv_bytes_per_token(c, 2.0));
     EXPECT_EQ(kv_cache_bytes_per_token(c, KvDType::fp32), kv_bytes_per_token(c, 4.0));
@@ -237,7 +251,8 @@ TEST(ProfileTheory, KvBytesMatchAnIndependentCount) {
   EXPECT_EQ(kv_vector_bytes(64, KvDType::int8), 68);
   EXPECT_EQ(kv_vector_bytes(64, KvDType::int4), 36);
   EXPECT_EQ(kv_vector_bytes(5, KvDType::int4), 3 + 4);  // odd head_dim: the last byte is half used
-  const std::string e = error_of([] { kv_cache_bytes(variant("paper-1.2b", "QKV"), int64_t{1} << 40, 1 << 20, KvDType::fp32); });
+  const std::string e =
+      error_of([] { kv_cache_bytes(variant("paper-1.2b", "QKV"), int64_t{1} << 40, 1 << 20, KvDType::fp32); });
   EXPECT_NE(e.find("overflows"), std::string::npos) << e;
 }
 
@@ -290,8 +305,14 @@ TEST(ProfileVariants, BadLabelsAreErrorsNamingThem) {
 // Measured
 
 ModelConfig small() {
-  return parse_model_config(json{{"n_layer", 3}, {"n_head", 4}, {"n_kv_head", 2}, {"d_model", 32}, {"d_ff", 64},
-                                 {"vocab_size", 50}, {"max_seq_len", 16}, {"share", "kv"}});
+  return parse_model_config(json{{"n_layer", 3},
+                                 {"n_head", 4},
+                                 {"n_kv_head", 2},
+                                 {"d_model", 32},
+                                 {"d_ff", 64},
+                                 {"vocab_size", 50},
+                                 {"max_seq_len", 16},
+                                 {"share", "kv"}});
 }
 
 TEST(ProfileMeasure, SmallModelAgreesWithTheory) {
@@ -303,7 +324,44 @@ TEST(ProfileMeasure, SmallModelAgreesWithTheory) {
   EXPECT_EQ(m.forward_flops, pass_cost(small(), {.tokens = 16, .batch = 2}).flops());
   EXPECT_GT(m.forward_flops_dense, m.forward_flops);
   EXPECT_GE(m.peak_rss_bytes, m.arena_bytes);
-  // No KV cache exists yet: nothing is reported rather than a made-up number.
+  // The cache allocated exactly what the theory promises.
+  ASSERT_TRUE(m.kv_cache_bytes);
+  EXPECT_EQ(*m.kv_cache_bytes, kv_cache_bytes(m.built, 16, 2, KvDType::fp16));
+  EXPECT_EQ(m.decode_steps, 15);  // at most T − 1: the prefill keeps one token
+  ASSERT_TRUE(m.decode_tokens_per_second);
+  EXPECT_GT(*m.decode_tokens_per_second, 0);
+  double flops = 0;
+  for (int ctx = 2; ctx <= 16; ctx++)
+    flops += pass_cost(small(), {.kind = PassKind::decode, .tokens = ctx, .batch = 2}).flops();
+  EXPECT_DOUBLE_EQ(m.decode_flops, flops);
+}
+
+TEST(ProfileMeasure, KvCacheBytesAgreeForEveryVariantAndDtype) {
+  for (const auto& label : study_variant_labels()) {
+    const ModelConfig c = apply_variant(parse_model_config(json{{"n_layer", 2},
+                                                                {"n_head", 8},
+                                                                {"d_model", 40},
+                                                                {"head_dim", 5},
+                                                                {"d_ff", 16},
+                                                                {"vocab_size", 20},
+                                                                {"max_seq_len", 6}}),
+                                        label);
+    for (KvDType t : kAllKvDTypes) {
+      const Measurement m = measure(c, {.tokens = 6, .batch = 3, .repeats = 1, .dtype = t, .decode_steps = 2});
+      ASSERT_TRUE(m.kv_cache_bytes) << label;
+      EXPECT_EQ(*m.kv_cache_bytes, kv_cache_bytes(c, 6, 3, t)) << label << " " << kv_dtype_name(t);
+    }
+  }
+  // A classifier has no decode path: nothing is reported rather than a made-up number.
+  const ModelConfig cls = parse_model_config(json{{"n_layer", 1},
+                                                  {"n_head", 2},
+                                                  {"d_model", 8},
+                                                  {"vocab_size", 9},
+                                                  {"max_seq_len", 4},
+                                                  {"head", "pooled"},
+                                                  {"n_classes", 3},
+                                                  {"causal", false}});
+  const Measurement m = measure(cls, {.tokens = 4, .repeats = 1});
   EXPECT_FALSE(m.kv_cache_bytes);
   EXPECT_FALSE(m.decode_tokens_per_second);
 }
@@ -313,7 +371,8 @@ TEST(ProfileMeasure, LayersAreCutToFitTheBudget) {
   const int threads = omp_get_max_threads();
   ModelConfig two = c;
   two.n_layer = 2;
-  const int64_t budget = model_arena_bytes(two, 1, 16, threads, 4);
+  const int64_t budget = model_arena_bytes(two, 1, 16, threads, 4) + kv_cache_bytes(two, 16, 1, KvDType::fp16);
+  EXPECT_EQ(measured_bytes(two, 16, 1, threads, KvDType::fp16), budget);
   EXPECT_EQ(layers_that_fit(c, 16, 1, threads, budget), 2);
   EXPECT_EQ(layers_that_fit(c, 16, 1, threads, budget - 1), 1);
   const Measurement m = measure(c, {.tokens = 16, .batch = 1, .repeats = 1, .memory_budget = budget});
@@ -326,11 +385,11 @@ TEST(ProfileMeasure, LayersAreCutToFitTheBudget) {
 
 TEST(ProfileMeasure, EveryVariantOfAModelRunsAtOneDepth) {
   // Wide projections, so that QKV needs visibly more memory per layer than Q-MQA.
-  const ModelConfig c = parse_model_config(json{{"n_layer", 3}, {"n_head", 4}, {"d_model", 256}, {"d_ff", 64},
-                                                {"vocab_size", 50}, {"max_seq_len", 8}});
+  const ModelConfig c = parse_model_config(
+      json{{"n_layer", 3}, {"n_head", 4}, {"d_model", 256}, {"d_ff", 64}, {"vocab_size", 50}, {"max_seq_len", 8}});
   const int threads = omp_get_max_threads();
   const ModelConfig small_kv = apply_variant(c, "Q-MQA");
-  const int64_t budget = model_arena_bytes(small_kv, 1, 8, threads, 4);
+  const int64_t budget = measured_bytes(small_kv, 8, 1, threads, KvDType::fp16);
   const int fits = layers_that_fit(c, 8, 1, threads, budget);
   ASSERT_LT(fits, 3);  // QKV alone would run deeper than it fits otherwise
   ModelProfile p = profile_model("m", "", c, nullptr, {.variants = {"QKV", "Q-MQA"}});
@@ -355,15 +414,16 @@ TEST(ProfileReport, TablesHoldTheStudysRowsAndOurs) {
   const auto profiles = both_presets();
   ASSERT_EQ(profiles[0].variants.size(), 8u);
   const std::string text = render_report(profiles, ReportFormat::table, "test");
-  for (const char* s : {"305,534,976", "305.5M", "284.5M", "792.69", "749.74", "706.79", "80 KiB", "40 KiB",
-                        "96.875%", "98.4375%", "96.9%", "1,215,102,976"})
+  for (const char* s :
+       {"305,534,976", "305.5M", "284.5M", "792.69", "749.74", "706.79", "80 KiB", "40 KiB", "96.875%", "98.4375%",
+        "96.9%", "1,215,102,976", "Q-MQA: the study reports 96.9%; with 32 heads the cut is 1 − 1/64 = 98.4375%"})
     EXPECT_NE(text.find(s), std::string::npos) << s;
   const std::string md = render_report(profiles, ReportFormat::markdown, "kvtie profile X");
   EXPECT_NE(md.find("Made by `kvtie profile X`"), std::string::npos);
   EXPECT_NE(md.find("|---|"), std::string::npos);
   const std::string csv = render_report(profiles, ReportFormat::csv, "test");
   EXPECT_EQ(csv.rfind("model,table,variant,column,value\n", 0), 0u);
-  EXPECT_NE(csv.find("paper-300m,Parameters,QKV,total,305534976\n"), std::string::npos);
+  EXPECT_NE(csv.find("paper-300m,params,QKV,total,305534976\n"), std::string::npos);
 }
 
 TEST(ProfileReport, JsonHasExactFiguresAndNullMeasurements) {
@@ -379,8 +439,8 @@ TEST(ProfileReport, JsonHasExactFiguresAndNullMeasurements) {
 }
 
 TEST(ProfileReport, VariantSelection) {
-  const ModelConfig tiny = parse_model_config(json{{"n_layer", 2}, {"n_head", 4}, {"d_model", 64}, {"vocab_size", 32},
-                                                   {"max_seq_len", 32}});
+  const ModelConfig tiny =
+      parse_model_config(json{{"n_layer", 2}, {"n_head", 4}, {"d_model", 64}, {"vocab_size", 32}, {"max_seq_len", 32}});
   // The study's eight on a 4-head model: GQA-4 is QKV and Q-GQA-4 is Q-K=V; each listed once.
   const ModelProfile d = profile_model("tiny", "", tiny, nullptr, {});
   EXPECT_EQ(d.variants.size(), 6u);

@@ -1,8 +1,9 @@
 // kvtie profile: parameters, FLOPs and KV-cache bytes of every attention variant of a model, in
 // theory and (with --measure) measured.
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <omp.h>
+
+#include <nlohmann/json.hpp>
 
 #include "analysis/profile_report.h"
 #include "commands.h"
@@ -17,7 +18,7 @@ void add_profile(CLI::App& app) {
     std::vector<std::string> presets, configs, set, variants;
     std::vector<int> kv_heads;
     int64_t context = 0;
-    int batch = 1, repeats = 2, threads = 0;
+    int batch = 1, repeats = 2, threads = 0, decode_steps = 16;
     std::string dtype = "fp16", format = "table", plot;
     double memory_budget_gib = 8;
     uint64_t seed = 0;
@@ -49,13 +50,18 @@ void add_profile(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "Same as --format json");
   cmd->add_option("--plot", o->plot, "Directory for gnuplot charts (PNG and SVG) and their data and script");
-  cmd->add_flag("--measure", o->measure, "Build each variant with random weights and time a forward pass of T tokens");
+  cmd->add_flag("--measure", o->measure,
+                "Build each variant with random weights: time a forward pass of T tokens, fill a KV cache, time "
+                "decode steps");
   cmd->add_option("--memory-budget", o->memory_budget_gib,
-                  "GiB a measured model may take; larger models are measured with fewer layers")
+                  "GiB a measured model and its KV cache may take; larger models are measured with fewer layers")
       ->check(CLI::Range(0.001, 1e6))
       ->capture_default_str();
   cmd->add_option("--repeats", o->repeats, "Timed forward passes per variant; the fastest counts")
       ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  cmd->add_option("--decode-steps", o->decode_steps, "Decode steps timed per variant (the cache's last positions)")
+      ->check(CLI::Range(0, 1 << 20))
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads (0: OpenMP default)")->check(CLI::Range(0, 4096));
   cmd->add_option("--seed", o->seed, "Seed of the random weights and tokens of --measure")->capture_default_str();
@@ -113,6 +119,7 @@ void add_profile(CLI::App& app) {
     if (o->measure) {
       MeasureOptions mo;
       mo.repeats = o->repeats;
+      mo.decode_steps = o->decode_steps;
       mo.memory_budget = static_cast<int64_t>(o->memory_budget_gib * double(int64_t{1} << 30));
       mo.seed = o->seed;
       const bool quiet = o->format == "json" || o->format == "csv";

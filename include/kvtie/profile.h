@@ -21,8 +21,7 @@ namespace kvtie {
 // Element formats of the cache. int8/int4 are symmetric per-vector quantisation: each stored
 // head vector (head_dim values of one token, layer, kv head and tensor) carries one fp32 scale.
 enum class KvDType { fp32, bf16, fp16, int8, int4 };
-inline constexpr KvDType kAllKvDTypes[] = {KvDType::fp32, KvDType::bf16, KvDType::fp16, KvDType::int8,
-                                           KvDType::int4};
+inline constexpr KvDType kAllKvDTypes[] = {KvDType::fp32, KvDType::bf16, KvDType::fp16, KvDType::int8, KvDType::int4};
 std::string_view kv_dtype_name(KvDType t);
 // "fp32", "bf16", "fp16", "int8", "int4"; anything else is an Error naming `what`.
 KvDType parse_kv_dtype(std::string_view name, std::string_view what = "--dtype");
@@ -132,41 +131,54 @@ int64_t model_arena_bytes(const ModelConfig& c, int max_batch, int max_seq, int 
 // Measured
 
 struct MeasureOptions {
-  int64_t tokens = 0;          // prefill length T (≤ max_seq_len)
+  int64_t tokens = 0;  // context T (≤ max_seq_len): the forward pass and the cache's capacity
   int batch = 1;
-  int repeats = 2;             // forward passes timed; the fastest counts (the first faults pages in)
-  int64_t memory_budget = int64_t{8} << 30;  // the arena must fit; layers are cut until it does
-  int max_layers = 0;          // a further cap (0: none), so that every variant runs at one depth
+  int repeats = 2;                           // timed forward passes and decode runs; the fastest counts (the first
+                                             // faults pages in)
+  int64_t memory_budget = int64_t{8} << 30;  // arena + KV cache must fit; layers are cut until they do
+  int max_layers = 0;                        // a further cap (0: none), so that every variant runs at one depth
+  KvDType dtype = KvDType::fp16;
+  int decode_steps = 16;  // decode steps timed, the last ones before the cache holds T tokens
   uint64_t seed = 0;
 };
 
 struct Measurement {
-  ModelConfig built;           // the model that ran: n_layer may be below the config's
-  std::string note;            // why layers were cut; empty when the whole model ran
+  ModelConfig built;  // the model that ran: n_layer may be below the config's
+  std::string note;   // why layers were cut; empty when the whole model ran
   int threads = 0;
   int64_t memory_budget = 0;
-  int64_t whole_arena_bytes = 0;  // theory for the config's n_layer, which may not have fit
+  int64_t whole_model_bytes = 0;  // measured_bytes() of the config's n_layer, which may not have fit
   int64_t arena_bytes_theory = 0;
-  int64_t arena_bytes = 0;     // Transformer<float>::arena_bytes()
-  int64_t peak_rss_bytes = 0;  // VmHWM while this model ran (process-wide when it cannot be reset)
-  bool peak_rss_reset = false; // whether the peak was reset before building, so it is this model's
-  double forward_seconds = 0;  // fastest forward of [batch, tokens], logits for every row
-  double forward_flops = 0;    // pass_cost(forward) of `built`, causal pairs only
+  int64_t arena_bytes = 0;         // Transformer<float>::arena_bytes()
+  int64_t peak_rss_bytes = 0;      // VmHWM while this model ran (process-wide when it cannot be reset)
+  bool peak_rss_reset = false;     // whether the peak was reset before building, so it is this model's
+  double forward_seconds = 0;      // fastest forward of [batch, tokens], logits for every row
+  double forward_flops = 0;        // pass_cost(forward) of `built`, causal pairs only
   double forward_flops_dense = 0;  // the same with the full T×T score tiles the kernel runs
   double flops_per_second() const { return forward_flops / forward_seconds; }
   double dense_flops_per_second() const { return forward_flops_dense / forward_seconds; }
-  // Filled once the KV cache and the decode path exist: the bytes the cache allocated for
-  // [batch, tokens] (must equal kv_cache_bytes()) and decode tokens per second.
+  // The decode path, for causal LMs only (empty otherwise): the bytes the KV cache allocated for
+  // [batch, tokens] (kv_cache_bytes() promises them exactly), and `decode_steps` steps that fill
+  // its last positions, timed.
   std::optional<int64_t> kv_cache_bytes;
+  int decode_steps = 0;
+  double decode_seconds = 0;
+  double decode_flops = 0;  // Σ pass_cost(decode) over the contexts of the timed steps
   std::optional<double> decode_tokens_per_second;
 };
 
-// The largest n_layer ≤ c.n_layer whose arena fits `budget`; 0 when not even one layer fits.
-int layers_that_fit(const ModelConfig& c, int64_t tokens, int batch, int threads, int64_t budget);
+// Whether the model has a decode path (a causal LM head) and so a KV cache to measure.
+bool has_kv_cache(const ModelConfig& c);
+// Bytes measure() needs for `c`: the model's arena plus, for a causal LM, its KV cache.
+int64_t measured_bytes(const ModelConfig& c, int64_t tokens, int batch, int threads, KvDType dtype);
+// The largest n_layer ≤ c.n_layer whose measured_bytes fit `budget`; 0 when not even one layer fits.
+int layers_that_fit(const ModelConfig& c, int64_t tokens, int batch, int threads, int64_t budget,
+                    KvDType dtype = KvDType::fp16);
 // An Error unless measure(c, o) can run: T within max_seq_len, one layer within the budget.
 // Returns the layers it will build.
 int check_measurable(const ModelConfig& c, const MeasureOptions& o);
-// Builds Transformer<float> with random weights and times its forward pass.
+// Builds Transformer<float> with random weights, times its forward pass, fills a KV cache from it
+// (the prefill) and times decode steps.
 Measurement measure(const ModelConfig& c, const MeasureOptions& o);
 
 }  // namespace kvtie

@@ -3,9 +3,8 @@
 // counts (the parameter layout, the built model's arena) and the study's figures.
 #include "kvtie/profile.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "kvtie/error.h"
@@ -22,11 +21,15 @@ constexpr int64_t kKvScaleBytes = 4;
 
 int kv_bits(KvDType t) {
   switch (t) {
-    case KvDType::fp32: return 32;
+    case KvDType::fp32:
+      return 32;
     case KvDType::bf16:
-    case KvDType::fp16: return 16;
-    case KvDType::int8: return 8;
-    case KvDType::int4: return 4;
+    case KvDType::fp16:
+      return 16;
+    case KvDType::int8:
+      return 8;
+    case KvDType::int4:
+      return 4;
   }
   return 0;
 }
@@ -40,11 +43,16 @@ int64_t checked_mul(int64_t a, int64_t b, std::string_view what) {
 
 std::string_view kv_dtype_name(KvDType t) {
   switch (t) {
-    case KvDType::fp32: return "fp32";
-    case KvDType::bf16: return "bf16";
-    case KvDType::fp16: return "fp16";
-    case KvDType::int8: return "int8";
-    case KvDType::int4: return "int4";
+    case KvDType::fp32:
+      return "fp32";
+    case KvDType::bf16:
+      return "bf16";
+    case KvDType::fp16:
+      return "fp16";
+    case KvDType::int8:
+      return "int8";
+    case KvDType::int4:
+      return "int4";
   }
   return "?";
 }
@@ -132,8 +140,7 @@ Cost pass_cost(const ModelConfig& c, const PassShape& s) {
   // Q·Kᵀ and P·V each cost head_dim MACs per pair and head; n_head · head_dim = q.
   k.scores = {L * B * 2 * q * pairs, L * B * c.n_head * pairs * kSoftmaxFlops};
   k.mlp = {L * N * 2 * d * ff, L * N * ((ff + d) * kAddFlops + ff * kGeluFlops)};
-  k.head = {logit_rows * d * V,
-            logit_rows * V * ((c.head == Head::lm ? 0 : kAddFlops) + (s.loss ? kLossFlops : 0))};
+  k.head = {logit_rows * d * V, logit_rows * V * ((c.head == Head::lm ? 0 : kAddFlops) + (s.loss ? kLossFlops : 0))};
   k.misc.other = (c.pos == PosEmb::learned ? N * d * kAddFlops : 0) +
                  L * N * d * (2 * kLayerNormFlops + 2 * kAddFlops) + lnf_rows * d * kLayerNormFlops +
                  (pooled ? N * d * kAddFlops : 0);
@@ -154,8 +161,7 @@ double study_macs(const ModelConfig& c, int64_t tokens) {
 // Variants and presets
 
 const std::vector<std::string>& study_variant_labels() {
-  static const std::vector<std::string> labels = {"QKV",   "Q-K=V", "Q=K-V",   "Q=K=V",
-                                                  "GQA-4", "MQA",   "Q-GQA-4", "Q-MQA"};
+  static const std::vector<std::string> labels = {"QKV", "Q-K=V", "Q=K-V", "Q=K=V", "GQA-4", "MQA", "Q-GQA-4", "Q-MQA"};
   return labels;
 }
 
@@ -265,8 +271,8 @@ int64_t model_arena_bytes(const ModelConfig& c, int max_batch, int max_seq, int 
   t(N * d), t(N), t(N);  // ln_f
   if (c.head == Head::pooled) t(B * d), t(B * d);
   t(rows * c.n_outputs());
-  t(rows), t(rows);                // losses, log-sum-exp
-  t(N * d), t(N * d);              // dres, dlnf
+  t(rows), t(rows);                                   // losses, log-sum-exp
+  t(N * d), t(N * d);                                 // dres, dlnf
   t(N * d), t(N * d), t(N * P), t(N * q), t(N * ff);  // the backward's scratch
   t(static_cast<int64_t>(threads) * S * S);           // one attention tile per thread
   return std::max<int64_t>(bytes, 64);

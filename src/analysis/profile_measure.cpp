@@ -91,12 +91,12 @@ Measurement measure(const ModelConfig& c, const MeasureOptions& o) {
   m.memory_budget = o.memory_budget;
   m.whole_model_bytes = measured_bytes(c, T, B, m.threads, o.dtype);
   if (fit < c.n_layer)
-    m.note = fmt::format("measured with {} of {} layers: the whole model ({}) exceeds the {} budget", layers,
-                         c.n_layer, format_bytes(static_cast<double>(m.whole_model_bytes)),
+    m.note = fmt::format("measured with {} of {} layers: the whole model ({}) exceeds the {} budget", layers, c.n_layer,
+                         format_bytes(static_cast<double>(m.whole_model_bytes)),
                          format_bytes(static_cast<double>(o.memory_budget)));
   else if (layers < c.n_layer)
-    m.note = fmt::format("measured with {} of {} layers, the depth every variant measured with it fits", layers,
-                         c.n_layer);
+    m.note =
+        fmt::format("measured with {} of {} layers, the depth every variant measured with it fits", layers, c.n_layer);
 
   m.peak_rss_reset = reset_peak_rss();
   {

@@ -59,8 +59,7 @@ std::vector<std::string> write_profile_plots(const std::vector<ModelProfile>& pr
                             c.attn_out / 1e6, c.mlp / 1e6, (c.norms + c.head) / 1e6);
       const Cost& k = v.train;
       flops += fmt::format("\"{}\"\t{}\t{}\t{}\t{}\t{}\t{}\n", v.label, k.qkv.flops() / 1e12, k.out.flops() / 1e12,
-                           k.scores.flops() / 1e12, k.mlp.flops() / 1e12, k.head.flops() / 1e12,
-                           k.misc.flops() / 1e12);
+                           k.scores.flops() / 1e12, k.mlp.flops() / 1e12, k.head.flops() / 1e12, k.misc.flops() / 1e12);
     }
     write_file_atomic(dir + "/" + name + "_params.dat", params);
     write_file_atomic(dir + "/" + name + "_flops.dat", flops);
@@ -87,11 +86,11 @@ std::vector<std::string> write_profile_plots(const std::vector<ModelProfile>& pr
         "plot '{}_flops.dat' using 2:xtic(1) title 'Q/K/V projections', '' using 3 title 'out projection', "
         "'' using 4 title 'attention scores', '' using 5 title 'MLP', '' using 6 title 'head + loss', "
         "'' using 7 title 'norms, residuals'\n",
-        gnuplot_quoted(fmt::format("{}: FLOPs of one training step, {} x {} tokens", p.name, p.batch, p.context)), bars, name);
+        gnuplot_quoted(fmt::format("{}: FLOPs of one training step, {} x {} tokens", p.name, p.batch, p.context)), bars,
+        name);
 
-    const auto written = render_gnuplot(dir, name,
-                                        {{name + "_kv", kv_body}, {name + "_params", params_body},
-                                         {name + "_flops", flops_body}});
+    const auto written = render_gnuplot(
+        dir, name, {{name + "_kv", kv_body}, {name + "_params", params_body}, {name + "_flops", flops_body}});
     images.insert(images.end(), written.begin(), written.end());
   }
   return images;

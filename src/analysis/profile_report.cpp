@@ -84,6 +84,7 @@ Cell num(double v) { return {v, ""}; }
 Cell txt(std::string s) { return {std::nullopt, std::move(s)}; }
 
 struct Table {
+  std::string id;  // the CSV's table column: short and stable
   std::string title;
   std::vector<Column> cols;
   std::vector<std::vector<Cell>> rows;
@@ -125,13 +126,27 @@ Formatted format_table(const Table& t) {
       }
       const double v = *cell.num;
       switch (t.cols[c].kind) {
-        case Kind::si: out.push_back(fmt::format("{:.2f}", v / si_scale(largest[key(c)]).div)); break;
-        case Kind::integer: out.push_back(with_commas(static_cast<int64_t>(std::llround(v)))); break;
-        case Kind::bytes: out.push_back(bytes_text(v)); break;
-        case Kind::percent: out.push_back(percent_text(v)); break;
-        case Kind::signed_percent: out.push_back(signed_percent_text(v)); break;
-        case Kind::seconds: out.push_back(fmt::format("{:.4g}", v)); break;
-        case Kind::text: out.push_back(cell.text); break;
+        case Kind::si:
+          out.push_back(fmt::format("{:.2f}", v / si_scale(largest[key(c)]).div));
+          break;
+        case Kind::integer:
+          out.push_back(with_commas(static_cast<int64_t>(std::llround(v))));
+          break;
+        case Kind::bytes:
+          out.push_back(bytes_text(v));
+          break;
+        case Kind::percent:
+          out.push_back(percent_text(v));
+          break;
+        case Kind::signed_percent:
+          out.push_back(signed_percent_text(v));
+          break;
+        case Kind::seconds:
+          out.push_back(fmt::format("{:.4g}", v));
+          break;
+        case Kind::text:
+          out.push_back(cell.text);
+          break;
       }
     }
     f.cells.push_back(std::move(out));
@@ -217,8 +232,8 @@ std::string render_csv_rows(const std::string& model, const Table& t) {
                     : fmt::format("{}", *cell.num);
       else
         value = cell.text;
-      out += fmt::format("{},{},{},{},{}\n", csv_field(model), csv_field(t.title), csv_field(row[0].text),
-                         csv_field(name), csv_field(value));
+      out += fmt::format("{},{},{},{},{}\n", csv_field(model), csv_field(t.id), csv_field(row[0].text), csv_field(name),
+                         csv_field(value));
     }
   }
   return out;
@@ -239,9 +254,10 @@ double pct_change(double v, double base) { return base != 0 ? (v / base - 1) * 1
 std::string cached_text(const ModelConfig& c) { return c.v_is_k() ? "K (V=K)" : "K, V"; }
 
 Table params_table(const ModelProfile& p) {
-  const bool any_head = std::any_of(p.variants.begin(), p.variants.end(), [](const auto& v) { return v.params.head > 0; });
+  const bool any_head =
+      std::any_of(p.variants.begin(), p.variants.end(), [](const auto& v) { return v.params.head > 0; });
   const bool study = p.study && !p.study->params.empty();
-  Table t{"Parameters", {}, {}, {}};
+  Table t{"params", "Parameters", {}, {}, {}};
   t.cols = {{"variant"},
             {"kv heads", Kind::integer},
             {"total", Kind::integer},
@@ -276,13 +292,15 @@ Table params_table(const ModelProfile& p) {
     }
     t.rows.push_back(std::move(row));
   }
-  t.notes.push_back("the LM head is tied to tok_emb and counted once, in embeddings (tok_emb + pos_emb); "
-                    "every linear has a bias and every LayerNorm a weight and a bias");
+  t.notes.push_back(
+      "the LM head is tied to tok_emb and counted once, in embeddings (tok_emb + pos_emb); "
+      "every linear has a bias and every LayerNorm a weight and a bias");
   return t;
 }
 
 Table macs_table(const ModelProfile& p) {
-  Table t{fmt::format("Forward pass, multiply-accumulates: {} × {} tokens, logits for every token", p.batch, p.context),
+  Table t{"forward_macs",
+          fmt::format("Forward pass, multiply-accumulates: {} × {} tokens, logits for every token", p.batch, p.context),
           {},
           {},
           {}};
@@ -306,7 +324,8 @@ Table macs_table(const ModelProfile& p) {
 }
 
 Table flops_table(const ModelProfile& p) {
-  Table t{fmt::format("FLOPs (2 per MAC + elementwise): forward and training step of {} × {} tokens, prefill of {} "
+  Table t{"flops",
+          fmt::format("FLOPs (2 per MAC + elementwise): forward and training step of {} × {} tokens, prefill of {} "
                       "tokens, one decode step at context {}",
                       p.batch, p.context, p.context, p.context),
           {},
@@ -325,14 +344,16 @@ Table flops_table(const ModelProfile& p) {
     t.rows.push_back({txt(v.label), num(v.forward.flops()), num(v.train.flops()), num(v.prefill.flops()),
                       num(v.prefill.scores.flops()), num(v.decode.flops()), num(v.decode.scores.flops()),
                       num(pct_change(v.train.flops(), base))});
-  t.notes.push_back("train step = 3 × the forward with the loss (each matrix product's backward is two of its "
-                    "size); prefill and decode compute logits of the last token only");
+  t.notes.push_back(
+      "train step = 3 × the forward with the loss (each matrix product's backward is two of its "
+      "size); prefill and decode compute logits of the last token only");
   return t;
 }
 
 Table study_table(const ModelProfile& p) {
   const bool reported = p.study && !p.study->macs.empty() && p.study->macs_tokens == p.context && p.batch == 1;
-  Table t{fmt::format("The study's MAC formula against ours: forward pass of {} × {} tokens", p.batch, p.context),
+  Table t{"study_formula",
+          fmt::format("The study's MAC formula against ours: forward pass of {} × {} tokens", p.batch, p.context),
           {},
           {},
           {}};
@@ -346,7 +367,8 @@ Table study_table(const ModelProfile& p) {
   const double base_ours = pass_cost(p.baseline, {.tokens = p.context, .batch = p.batch}).macs();
   for (const auto& v : p.variants) {
     const double dense = pass_cost(v.config, {.tokens = p.context, .batch = p.batch, .dense_scores = true}).macs();
-    std::vector<Cell> row = {txt(v.label), num(v.study_formula_macs), num(pct_change(v.study_formula_macs, base_study))};
+    std::vector<Cell> row = {txt(v.label), num(v.study_formula_macs),
+                             num(pct_change(v.study_formula_macs, base_study))};
     if (reported) {
       const auto s = study_value(p.study->macs, v.label);
       row.push_back(s ? txt(fmt::format("{:.2f} G", *s / 1e9)) : txt(""));
@@ -357,17 +379,20 @@ Table study_table(const ModelProfile& p) {
     row.push_back(num(pct_change(v.forward.macs(), v.study_formula_macs)));
     t.rows.push_back(std::move(row));
   }
-  t.notes.push_back("formula: n_layer·((projections+1)·T·d² + 2·T²·d + 2·T·d·d_ff) + T·d·V, projections = distinct "
-                    "Q/K/V matrices (3, 2, 2, 1)");
-  t.notes.push_back("ours counts the causal pairs only, GQA's narrower K/V projections, and n_head·head_dim "
-                    "where the formula has d; the dense column is what the attention kernel executes today");
+  t.notes.push_back(
+      "formula: n_layer·((projections+1)·T·d² + 2·T²·d + 2·T·d·d_ff) + T·d·V, projections = distinct "
+      "Q/K/V matrices (3, 2, 2, 1)");
+  t.notes.push_back(
+      "ours counts the causal pairs only, GQA's narrower K/V projections, and n_head·head_dim "
+      "where the formula has d; the dense column is what the attention kernel executes today");
   return t;
 }
 
 Table kv_table(const ModelProfile& p) {
   const bool study_bytes = p.study && !p.study->kv_bytes_per_token_fp16.empty();
   const bool study_cut = p.study && !p.study->kv_cut_percent.empty();
-  Table t{fmt::format("KV cache: bytes per token (all layers) and for {} × {} tokens at {}", p.batch, p.context,
+  Table t{"kv_cache",
+          fmt::format("KV cache: bytes per token (all layers) and for {} × {} tokens at {}", p.batch, p.context,
                       kv_dtype_name(p.dtype)),
           {},
           {},
@@ -394,20 +419,33 @@ Table kv_table(const ModelProfile& p) {
     }
     t.rows.push_back(std::move(row));
   }
-  t.notes.push_back("per token: n_layer · (1 if V=K else 2) · n_kv_head · head_dim values; int8/int4 add one fp32 "
-                    "scale per stored head vector; the cut is the same at every dtype");
+  t.notes.push_back(
+      "per token: n_layer · (1 if V=K else 2) · n_kv_head · head_dim values; int8/int4 add one fp32 "
+      "scale per stored head vector; the cut is the same at every dtype");
+  // A study figure that is more than its own rounding away from ours gets the arithmetic beside it.
+  for (const auto& v : p.variants) {
+    const auto s = study_cut ? study_value(p.study->kv_cut_percent, v.label) : std::nullopt;
+    const double ours = (1 - static_cast<double>(kv_cache_bytes_per_token(v.config, p.dtype)) / base) * 100;
+    if (!s || std::abs(*s - ours) < 0.05) continue;
+    const int stored = (v.config.v_is_k() ? 1 : 2) * v.config.n_kv_head;
+    t.notes.push_back(
+        fmt::format("{}: the study reports {}; with {} heads the cut is 1 − {}/{} = {} (docs/profile.md "
+                    "explains the difference)",
+                    v.label, percent_text(*s), v.config.n_head, stored, 2 * v.config.n_head, percent_text(ours)));
+  }
   return t;
 }
 
 Table measured_table(const ModelProfile& p) {
   const Measurement& first = *p.variants.front().measured;
-  Table t{fmt::format("Measured (random weights, {} threads): forward pass of {} × {} tokens, KV cache of {} × {} "
-                      "tokens at {}, {} decode steps",
-                      first.threads, p.batch, p.context, p.batch, p.context, kv_dtype_name(p.dtype),
-                      first.decode_steps),
-          {},
-          {},
-          {}};
+  Table t{
+      "measured",
+      fmt::format("Measured (random weights, {} threads): forward pass of {} × {} tokens, KV cache of {} × {} "
+                  "tokens at {}, {} decode steps",
+                  first.threads, p.batch, p.context, p.batch, p.context, kv_dtype_name(p.dtype), first.decode_steps),
+      {},
+      {},
+      {}};
   t.cols = {{"variant"},
             {"layers"},
             {"arena theory", Kind::bytes},
@@ -428,7 +466,8 @@ Table measured_table(const ModelProfile& p) {
     const Measurement& m = *v.measured;
     reset = reset && m.peak_rss_reset;
     if (m.built.n_layer < v.config.n_layer)
-      cut += fmt::format("{}{} {}", cut.empty() ? "" : ", ", v.label, bytes_text(static_cast<double>(m.whole_model_bytes)));
+      cut += fmt::format("{}{} {}", cut.empty() ? "" : ", ", v.label,
+                         bytes_text(static_cast<double>(m.whole_model_bytes)));
     const bool cached = has_kv_cache(m.built);
     const int64_t kv_theory = cached ? kv_cache_bytes(m.built, p.context, p.batch, p.dtype) : 0;
     const bool equal = m.arena_bytes == m.arena_bytes_theory && (!cached || m.kv_cache_bytes == kv_theory);
@@ -443,17 +482,21 @@ Table measured_table(const ModelProfile& p) {
                       m.decode_tokens_per_second ? num(m.decode_flops / m.decode_seconds) : txt(na)});
   }
   if (!cut.empty())
-    t.notes.push_back(fmt::format("layers were cut until the largest variant's arena and KV cache fit the {} "
-                                  "--memory-budget, and every variant runs at that depth (whole models: {})",
-                                  bytes_text(static_cast<double>(first.memory_budget)), cut));
-  t.notes.push_back("theory columns describe the model that ran; equal: arena and KV cache allocated exactly the "
-                    "bytes the theory gives");
-  t.notes.push_back("forward = the fastest of the timed passes; achieved = causal-pair FLOPs / time, dense = the full "
-                    "T×T score tiles the kernel executes");
-  t.notes.push_back(fmt::format("decode: the forward's K/V rows of the first T − {0} tokens fill the cache (the "
-                                "prefill), then {0} timed steps fill its last positions; FLOP/s from the theory of "
-                                "those steps",
-                                first.decode_steps));
+    t.notes.push_back(
+        fmt::format("layers were cut until the largest variant's arena and KV cache fit the {} "
+                    "--memory-budget, and every variant runs at that depth (whole models: {})",
+                    bytes_text(static_cast<double>(first.memory_budget)), cut));
+  t.notes.push_back(
+      "theory columns describe the model that ran; equal: arena and KV cache allocated exactly the "
+      "bytes the theory gives");
+  t.notes.push_back(
+      "forward = the fastest of the timed passes; achieved = causal-pair FLOPs / time, dense = the full "
+      "T×T score tiles the kernel executes");
+  t.notes.push_back(
+      fmt::format("decode: the forward's K/V rows of the first T − {0} tokens fill the cache (the "
+                  "prefill), then {0} timed steps fill its last positions; FLOP/s from the theory of "
+                  "those steps",
+                  first.decode_steps));
   t.notes.push_back(reset ? "peak RSS: the process's peak resident memory from building this model to the end of its "
                             "decode steps (VmHWM reset before each model)"
                           : "peak RSS: the process's peak since it started (VmHWM could not be reset)");
@@ -468,18 +511,23 @@ std::vector<Table> model_tables(const ModelProfile& p) {
 
 std::string config_line(const ModelProfile& p) {
   const ModelConfig& c = p.base;
-  return fmt::format("n_layer {}, d_model {}, n_head {} (head_dim {}), d_ff {}, vocab {}, max_seq_len {}, {}{}; "
-                     "context T = {}, batch {}, KV dtype {}",
-                     c.n_layer, c.d_model, c.n_head, c.head_dim, c.d_ff, c.vocab_size, c.max_seq_len,
-                     c.causal ? "causal" : "bidirectional", c.pos == PosEmb::learned ? ", learned positions" : "",
-                     p.context, p.batch, kv_dtype_name(p.dtype));
+  return fmt::format(
+      "n_layer {}, d_model {}, n_head {} (head_dim {}), d_ff {}, vocab {}, max_seq_len {}, {}{}; "
+      "context T = {}, batch {}, KV dtype {}",
+      c.n_layer, c.d_model, c.n_head, c.head_dim, c.d_ff, c.vocab_size, c.max_seq_len,
+      c.causal ? "causal" : "bidirectional", c.pos == PosEmb::learned ? ", learned positions" : "", p.context, p.batch,
+      kv_dtype_name(p.dtype));
 }
 
 json term_json(const Term& t) { return {{"macs", t.macs}, {"flops", t.flops()}}; }
 
 json cost_json(const Cost& k) {
-  return {{"qkv", term_json(k.qkv)},       {"out", term_json(k.out)},   {"scores", term_json(k.scores)},
-          {"mlp", term_json(k.mlp)},       {"head", term_json(k.head)}, {"misc", term_json(k.misc)},
+  return {{"qkv", term_json(k.qkv)},
+          {"out", term_json(k.out)},
+          {"scores", term_json(k.scores)},
+          {"mlp", term_json(k.mlp)},
+          {"head", term_json(k.head)},
+          {"misc", term_json(k.misc)},
           {"total", {{"macs", k.macs()}, {"flops", k.flops()}}}};
 }
 
@@ -509,9 +557,10 @@ ModelProfile profile_model(const std::string& name, const std::string& descripti
   p.study = study;
   if (p.batch < 1) fail("--batch: must be at least 1, got {}", p.batch);
   if (p.context > base.max_seq_len)
-    p.notes.push_back(fmt::format("context {} exceeds max_seq_len {}: the model cannot run it as configured; the "
-                                  "figures extrapolate the formulas",
-                                  p.context, base.max_seq_len));
+    p.notes.push_back(
+        fmt::format("context {} exceeds max_seq_len {}: the model cannot run it as configured; the "
+                    "figures extrapolate the formulas",
+                    p.context, base.max_seq_len));
 
   std::set<std::pair<Share, int>> seen;
   auto add = [&](const ModelConfig& c, const std::string& asked) {
@@ -613,31 +662,31 @@ json report_json(const std::vector<ModelProfile>& profiles, const std::string& c
       json measured = nullptr;
       if (v.measured) {
         const Measurement& m = *v.measured;
-        measured = {{"n_layer", m.built.n_layer},
-                    {"note", m.note},
-                    {"threads", m.threads},
-                    {"memory_budget", m.memory_budget},
-                    {"whole_model_bytes", m.whole_model_bytes},
-                    {"arena_bytes_theory", m.arena_bytes_theory},
-                    {"arena_bytes", m.arena_bytes},
-                    {"peak_rss_bytes", m.peak_rss_bytes},
-                    {"peak_rss_reset", m.peak_rss_reset},
-                    {"forward_seconds", m.forward_seconds},
-                    {"forward_flops", m.forward_flops},
-                    {"forward_flops_dense", m.forward_flops_dense},
-                    {"flops_per_second", m.flops_per_second()},
-                    {"dense_flops_per_second", m.dense_flops_per_second()},
-                    {"kv_cache_bytes_theory", has_kv_cache(m.built)
-                                                  ? json(kv_cache_bytes(m.built, p.context, p.batch, p.dtype))
-                                                  : json(nullptr)},
-                    {"kv_cache_bytes", m.kv_cache_bytes ? json(*m.kv_cache_bytes) : json(nullptr)},
-                    {"decode_steps", m.decode_steps},
-                    {"decode_seconds", m.decode_seconds},
-                    {"decode_flops", m.decode_flops},
-                    {"decode_tokens_per_second",
-                     m.decode_tokens_per_second ? json(*m.decode_tokens_per_second) : json(nullptr)},
-                    {"decode_flops_per_second",
-                     m.decode_tokens_per_second ? json(m.decode_flops / m.decode_seconds) : json(nullptr)}};
+        measured = {
+            {"n_layer", m.built.n_layer},
+            {"note", m.note},
+            {"threads", m.threads},
+            {"memory_budget", m.memory_budget},
+            {"whole_model_bytes", m.whole_model_bytes},
+            {"arena_bytes_theory", m.arena_bytes_theory},
+            {"arena_bytes", m.arena_bytes},
+            {"peak_rss_bytes", m.peak_rss_bytes},
+            {"peak_rss_reset", m.peak_rss_reset},
+            {"forward_seconds", m.forward_seconds},
+            {"forward_flops", m.forward_flops},
+            {"forward_flops_dense", m.forward_flops_dense},
+            {"flops_per_second", m.flops_per_second()},
+            {"dense_flops_per_second", m.dense_flops_per_second()},
+            {"kv_cache_bytes_theory",
+             has_kv_cache(m.built) ? json(kv_cache_bytes(m.built, p.context, p.batch, p.dtype)) : json(nullptr)},
+            {"kv_cache_bytes", m.kv_cache_bytes ? json(*m.kv_cache_bytes) : json(nullptr)},
+            {"decode_steps", m.decode_steps},
+            {"decode_seconds", m.decode_seconds},
+            {"decode_flops", m.decode_flops},
+            {"decode_tokens_per_second",
+             m.decode_tokens_per_second ? json(*m.decode_tokens_per_second) : json(nullptr)},
+            {"decode_flops_per_second",
+             m.decode_tokens_per_second ? json(m.decode_flops / m.decode_seconds) : json(nullptr)}};
       }
       const StudyFigures* s = p.study;
       variants.push_back(
@@ -685,15 +734,16 @@ json report_json(const std::vector<ModelProfile>& profiles, const std::string& c
 std::string render_report(const std::vector<ModelProfile>& profiles, ReportFormat f, const std::string& command) {
   std::string out;
   switch (f) {
-    case ReportFormat::json: return report_json(profiles, command).dump(2) + "\n";
+    case ReportFormat::json:
+      return report_json(profiles, command).dump(2) + "\n";
     case ReportFormat::csv:
       out = "model,table,variant,column,value\n";
       for (const ModelProfile& p : profiles)
         for (const Table& t : model_tables(p)) out += render_csv_rows(p.name, t);
       return out;
     case ReportFormat::markdown:
-      out = fmt::format("# kvtie profile\n\nMade by `{}`. The formulas and their derivations are in docs/profile.md.\n\n",
-                        command);
+      out = fmt::format(
+          "# kvtie profile\n\nMade by `{}`. The formulas and their derivations are in docs/profile.md.\n\n", command);
       for (const ModelProfile& p : profiles) {
         out += fmt::format("## {}\n\n{}{}.\n\n", p.name, p.description.empty() ? "" : p.description + ". ",
                            config_line(p));
@@ -704,8 +754,8 @@ std::string render_report(const std::vector<ModelProfile>& profiles, ReportForma
       return out;
     case ReportFormat::table:
       for (const ModelProfile& p : profiles) {
-        out += fmt::format("== {}{}\n   {}\n", p.name, p.description.empty() ? "" : ": " + p.description,
-                           config_line(p));
+        out +=
+            fmt::format("== {}{}\n   {}\n", p.name, p.description.empty() ? "" : ": " + p.description, config_line(p));
         for (const auto& n : p.notes) out += "   note: " + n + "\n";
         out += "\n";
         for (const Table& t : model_tables(p)) out += render_text_table(t);

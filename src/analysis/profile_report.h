@@ -1,9 +1,8 @@
 #pragma once
 // The profiler's report: the theory (and, with --measure, the measured figures) of each variant of
 // one or more models, rendered as aligned text, Markdown, CSV or JSON, and charted with gnuplot.
-#include <nlohmann/json.hpp>
-
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,10 +15,10 @@ struct VariantProfile {
   std::string label;
   ModelConfig config;
   ParamCounts params;
-  Cost forward;  // batch × T tokens, logits for every row, no loss: the study's scope
-  Cost train;    // forward with the loss + backward
-  Cost prefill;  // T prompt tokens, logits of the last one
-  Cost decode;   // one token at context T
+  Cost forward;                   // batch × T tokens, logits for every row, no loss: the study's scope
+  Cost train;                     // forward with the loss + backward
+  Cost prefill;                   // T prompt tokens, logits of the last one
+  Cost decode;                    // one token at context T
   double study_formula_macs = 0;  // the study's formula, × batch
   std::optional<Measurement> measured;
 };
