@@ -27,7 +27,8 @@ std::string make_text(const Tokenizer& tok, const std::string& sample, size_t by
   std::vector<std::string> words;
   for (int32_t id = 0; id < tok.eot_id(); id++) {
     const std::string s = tok.decode(std::span<const int32_t>(&id, 1));
-    if (s.size() >= 3 && s[0] == ' ' && std::all_of(s.begin() + 1, s.end(), [](char c) { return c >= 'a' && c <= 'z'; }))
+    if (s.size() >= 3 && s[0] == ' ' &&
+        std::all_of(s.begin() + 1, s.end(), [](char c) { return c >= 'a' && c <= 'z'; }))
       words.push_back(s.substr(1));
   }
   std::vector<std::string> lines;
@@ -54,9 +55,12 @@ std::string make_text(const Tokenizer& tok, const std::string& sample, size_t by
       if (i == 0 || rng() % 15 == 0) w[0] = static_cast<char>(w[0] - 'a' + 'A');
       text += (i ? " " : "") + w;
       const uint64_t r = rng() % 40;
-      if (r == 0) text += " " + std::to_string(rng() % 100000);
-      else if (r < 4) text += ",";
-      else if (r == 4) text += "'s";
+      if (r == 0)
+        text += " " + std::to_string(rng() % 100000);
+      else if (r < 4)
+        text += ",";
+      else if (r == 4)
+        text += "'s";
     }
     text += rng() % 3 ? ". " : ".\n";
   }
@@ -73,8 +77,12 @@ int main(int argc, char** argv) {
   bool json = false;
   app.add_option("--tokenizer", tokenizer_dir, "vocab.json + merges.txt directory")->capture_default_str();
   app.add_option("--text", text_file, "Text to encode (default: a generated mix, see --mb)");
-  app.add_option("--mb", megabytes, "Size of the generated text in MB")->check(CLI::Range(0.01, 1000.0))->capture_default_str();
-  app.add_option("--repeat", repeat, "Warm encodes to time (the best is reported)")->check(CLI::Range(1, 100))->capture_default_str();
+  app.add_option("--mb", megabytes, "Size of the generated text in MB")
+      ->check(CLI::Range(0.01, 1000.0))
+      ->capture_default_str();
+  app.add_option("--repeat", repeat, "Warm encodes to time (the best is reported)")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
   app.add_flag("--json", json, "Print the numbers as JSON");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -114,15 +122,20 @@ int main(int argc, char** argv) {
     }
     const std::string source = text_file.empty() ? fmt::format("generated mix, {:.1f} MB", mb) : text_file;
     if (json) {
-      fmt::print("{}\n", nlohmann::json{{"text", source}, {"bytes", text.size()}, {"tokens", ids.size()},
-                                        {"chunks", chunks}, {"load_s", load_s}, {"pretokenize_mb_per_s", mb / pretok_s},
-                                        {"encode_first_mb_per_s", mb / first_s}, {"encode_warm_mb_per_s", mb / warm_s},
+      fmt::print("{}\n", nlohmann::json{{"text", source},
+                                        {"bytes", text.size()},
+                                        {"tokens", ids.size()},
+                                        {"chunks", chunks},
+                                        {"load_s", load_s},
+                                        {"pretokenize_mb_per_s", mb / pretok_s},
+                                        {"encode_first_mb_per_s", mb / first_s},
+                                        {"encode_warm_mb_per_s", mb / warm_s},
                                         {"decode_mb_per_s", mb / decode_s}}
                              .dump());
     } else {
       fmt::print("text: {} ({} bytes, {} chunks, {} tokens, {:.2f} bytes/token); tokenizer {} loaded in {:.2f} s\n",
-                 source, text.size(), chunks, ids.size(), static_cast<double>(text.size()) / static_cast<double>(ids.size()),
-                 tokenizer_dir, load_s);
+                 source, text.size(), chunks, ids.size(),
+                 static_cast<double>(text.size()) / static_cast<double>(ids.size()), tokenizer_dir, load_s);
       fmt::print("pre-tokenise only       {:8.1f} MB/s\n", mb / pretok_s);
       fmt::print("encode, first pass      {:8.1f} MB/s   (chunk cache empty at the start)\n", mb / first_s);
       fmt::print("encode, best of {:<2}      {:8.1f} MB/s   (cache warm)\n", repeat, mb / warm_s);

@@ -154,7 +154,7 @@ class Gpt2 : public ::testing::Test {
     tok_ = nullptr;
   }
   void SetUp() override {
-    if (!tok_) FAIL() << "missing " << asset("gpt2/vocab.json") << " / merges.txt: run scripts/setup (it runs scripts/fetch-assets)";
+    if (!tok_) FAIL() << "missing " << asset("gpt2/vocab.json") << ": run scripts/setup (it runs scripts/fetch-assets)";
   }
   static const Tokenizer& tok() { return *tok_; }
   static Tokenizer* tok_;
@@ -328,7 +328,8 @@ TEST_F(Gpt2, MatchesTiktokenR50kRanks) {
   std::mt19937_64 rng(42);
   for (int i = 0; i < 400; i++) text += lines[rng() % lines.size()];
   for (int i = 0; i < 400; i++) text += random_text(rng, 40, /*valid_utf8=*/true) + "\n";
-  for (int i = 0; i < 100; i++) text += std::string(rng() % 40, ' ') + std::to_string(rng()) + std::string(rng() % 5, '\n');
+  for (int i = 0; i < 100; i++)
+    text += std::string(rng() % 40, ' ') + std::to_string(rng()) + std::string(rng() % 5, '\n');
   ASSERT_GT(text.size(), 60000u);
   const Ids ours = tok().encode(text);
   const Ids ref = reference_encode(text, ranks);
@@ -461,6 +462,30 @@ TEST(TrainBpe, ChoosesTheSameMergesAsRecountingEveryTime) {
   EXPECT_EQ(merge_lines(dir + "/out"), expected);
 }
 
+// Training reads a file in ~1 MiB blocks cut where no chunk can span; the chunks it counts must be
+// those of the whole text.
+TEST(TrainBpe, CountsTheSameChunksAsTheWholeText) {
+  const std::string dir = temp_dir("blocks");
+  std::mt19937_64 rng(5);
+  const std::string sample = read_file(std::string(KVTIE_TEST_DATA) + "/data/tokenizer_sample.txt");
+  std::string text;
+  while (text.size() < 3'000'000) text += random_text(rng, 400, false) + (rng() % 2 ? sample : "  \n\n x y ");
+  BpeTrainStats st;
+  train_bpe({write_corpus(dir, "c.txt", text)}, 300, {}, &st);
+  int64_t chunks = 0;
+  std::set<std::string_view> distinct;
+  for (size_t p = 0;;) {
+    const size_t at = text.find("<|endoftext|>", p);
+    const std::string_view part = std::string_view(text).substr(p, at == std::string::npos ? std::string::npos : at - p);
+    for (const auto w : bpe::pretokenize(part)) chunks++, distinct.insert(w);
+    if (at == std::string::npos) break;
+    p = at + 13;
+  }
+  EXPECT_EQ(st.bytes, static_cast<int64_t>(text.size()));
+  EXPECT_EQ(st.pretokens, chunks);
+  EXPECT_EQ(st.unique_words, static_cast<int64_t>(distinct.size()));
+}
+
 TEST(TrainBpe, EndOfTextInTheCorpusOnlySeparates) {
   const std::string dir = temp_dir("eot");
   std::string text;
@@ -584,7 +609,8 @@ TEST(TokenizerLoad, ErrorsNameTheFileAndLine) {
   }
 
   e = load_error("range", tiny_vocab_json("\"zz\": 900"), "");
-  EXPECT_NE(e.find("range/vocab.json: token \"zz\": id must be an integer in [0, 259), got 900"), std::string::npos) << e;
+  EXPECT_NE(e.find("range/vocab.json: token \"zz\": id must be an integer in [0, 259), got 900"), std::string::npos)
+      << e;
   e = load_error("dup", tiny_vocab_json("\"zz\": 3"), "");
   EXPECT_NE(e.find("dup/vocab.json: id 3 is given to both"), std::string::npos) << e;
   e = load_error("alphabet", tiny_vocab_json("\"中\": 258"), "");

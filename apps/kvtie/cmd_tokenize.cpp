@@ -26,7 +26,9 @@ void add_tokenize(CLI::App& app) {
   cmd->add_flag("--special", o->special, "Read literal <|endoftext|> in the text as the end-of-text token");
   cmd->add_flag("--append-eot", o->append_eot, "End the array with <|endoftext|>");
   cmd->add_flag("--json", o->json, "Print {\"tokens\", \"bytes\", \"seconds\", ...} as JSON");
-  cmd->footer("uint16 when every id fits in 16 bits (GPT-2's 50257 do), else int32. decode(encode(text)) == text, byte for byte.");
+  cmd->footer(
+      "uint16 when every id fits in 16 bits (GPT-2's 50257 do), else int32. decode(encode(text)) == text, byte for "
+      "byte.");
   cmd->callback([o] {
     const Tokenizer tok = Tokenizer::load(o->tokenizer);
     const std::string text = read_file(o->in);
@@ -41,9 +43,13 @@ void add_tokenize(CLI::App& app) {
     const char* dtype = std::all_of(ids.begin(), ids.end(), [](int32_t t) { return t <= 0xFFFF; }) ? "uint16" : "int32";
     const double mb_per_s = seconds > 0 ? static_cast<double>(text.size()) / 1e6 / seconds : 0.0;
     if (o->json) {
-      fmt::print("{}\n", nlohmann::json{{"tokens", ids.size()}, {"bytes", text.size()}, {"seconds", seconds},
-                                        {"mb_per_s", mb_per_s}, {"vocab_size", tok.vocab_size()},
-                                        {"dtype", dtype}, {"out", o->out}}
+      fmt::print("{}\n", nlohmann::json{{"tokens", ids.size()},
+                                        {"bytes", text.size()},
+                                        {"seconds", seconds},
+                                        {"mb_per_s", mb_per_s},
+                                        {"vocab_size", tok.vocab_size()},
+                                        {"dtype", dtype},
+                                        {"out", o->out}}
                              .dump());
     } else {
       fmt::print("{} bytes -> {} tokens ({:.2f} bytes/token) in {:.3f} s ({:.1f} MB/s); wrote {} ({})\n", text.size(),

@@ -26,7 +26,9 @@ void add_tokenizer(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = group->add_subcommand("train", "Train a byte-level BPE on text files; write vocab.json + merges.txt");
   // No CLI11 checks on values: bad values fail in the callback with kvtie's one-line error, exit 1.
-  cmd->add_option("--corpus", o->corpus, "Text files (UTF-8; other bytes are kept as bytes)")->required()->expected(1, -1);
+  cmd->add_option("--corpus", o->corpus, "Text files (UTF-8; other bytes are kept as bytes)")
+      ->required()
+      ->expected(1, -1);
   cmd->add_option("--vocab-size", o->vocab_size, "Tokens in all: 256 bytes + merges + <|endoftext|> (at least 257)")
       ->capture_default_str();
   cmd->add_option("--out", o->out, "Directory for vocab.json and merges.txt (created if missing)")->required();
@@ -55,7 +57,8 @@ void add_tokenizer(CLI::App& app) {
       const int64_t step = p != "count" ? done : done == total ? (total + (1 << 20) - 1) >> 20 : done >> 20;
       if (step == shown) return;  // a file boundary repeats a MiB, an id reused repeats a count
       shown = step;
-      bar->update(step, p == "count" ? static_cast<double>(done) / 1e6 : static_cast<double>(done), p == "count" ? "MB" : "tok", "");
+      bar->update(step, p == "count" ? static_cast<double>(done) / 1e6 : static_cast<double>(done),
+                  p == "count" ? "MB" : "tok", "");
     };
     BpeTrainStats st;
     const Tokenizer tok = train_bpe(o->corpus, o->vocab_size, options, &st);
@@ -64,19 +67,25 @@ void add_tokenizer(CLI::App& app) {
     const std::string vocab = (std::filesystem::path(o->out) / "vocab.json").string();
     const std::string merges = (std::filesystem::path(o->out) / "merges.txt").string();
     if (o->json) {
-      fmt::print("{}\n", nlohmann::json{{"vocab_size", tok.vocab_size()}, {"merges", st.merges},
-                                        {"eot_id", tok.eot_id()}, {"bytes", st.bytes}, {"pretokens", st.pretokens},
-                                        {"unique_words", st.unique_words}, {"seconds", st.seconds},
-                                        {"vocab", vocab}, {"merges_file", merges}}
+      fmt::print("{}\n", nlohmann::json{{"vocab_size", tok.vocab_size()},
+                                        {"merges", st.merges},
+                                        {"eot_id", tok.eot_id()},
+                                        {"bytes", st.bytes},
+                                        {"pretokens", st.pretokens},
+                                        {"unique_words", st.unique_words},
+                                        {"seconds", st.seconds},
+                                        {"vocab", vocab},
+                                        {"merges_file", merges}}
                              .dump());
     } else {
       if (tok.vocab_size() < o->vocab_size)
         fmt::print("note: the corpus ran out of pairs to merge at {} tokens (asked for {})\n", tok.vocab_size(),
                    o->vocab_size);
-      fmt::print("trained {} merges on {:.2f} MB ({} words, {} distinct) in {:.2f} s: vocab {} tokens, "
-                 "<|endoftext|> = {}; wrote {} and {}\n",
-                 st.merges, static_cast<double>(st.bytes) / 1e6, st.pretokens, st.unique_words, st.seconds,
-                 tok.vocab_size(), tok.eot_id(), vocab, merges);
+      fmt::print(
+          "trained {} merges on {:.2f} MB ({} words, {} distinct) in {:.2f} s: vocab {} tokens, "
+          "<|endoftext|> = {}; wrote {} and {}\n",
+          st.merges, static_cast<double>(st.bytes) / 1e6, st.pretokens, st.unique_words, st.seconds, tok.vocab_size(),
+          tok.eot_id(), vocab, merges);
     }
   });
 }

@@ -204,11 +204,11 @@ Tokenizer Tokenizer::load(const std::string& dir) {
     vocab = nlohmann::json::parse(read_file(vocab_path));
   } catch (const nlohmann::json::parse_error& e) {
     std::string what = e.what();
-    if (const size_t p = what.find("] "); what.starts_with("[json.exception") && p != std::string::npos) what.erase(0, p + 2);
+    if (const size_t p = what.find("] "); what.starts_with("[json.exception") && p != std::string::npos)
+      what.erase(0, p + 2);
     fail("{}: invalid JSON: {}", vocab_path, what);
   }
-  if (!vocab.is_object() || vocab.empty())
-    fail("{}: expected a JSON object mapping token strings to ids", vocab_path);
+  if (!vocab.is_object() || vocab.empty()) fail("{}: expected a JSON object mapping token strings to ids", vocab_path);
   const auto n = static_cast<int64_t>(vocab.size());
   std::unordered_map<std::string, int32_t> id_of;
   id_of.reserve(vocab.size());
@@ -218,7 +218,8 @@ Tokenizer Tokenizer::load(const std::string& dir) {
     if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() >= n)
       fail("{}: token {}: id must be an integer in [0, {}), got {}", vocab_path, printable(key), n, value.dump());
     const auto id = static_cast<int32_t>(value.get<int64_t>());
-    if (key_of[id]) fail("{}: id {} is given to both {} and {}", vocab_path, id, printable(*key_of[id]), printable(key));
+    if (key_of[id])
+      fail("{}: id {} is given to both {} and {}", vocab_path, id, printable(*key_of[id]), printable(key));
     key_of[id] = &id_of.emplace(key, id).first->first;
     if (key == im->eot_text) {
       im->eot = id;
@@ -230,7 +231,8 @@ Tokenizer Tokenizer::load(const std::string& dir) {
   if (im->eot < 0) fail("{}: no \"{}\" token", vocab_path, im->eot_text);
   for (int b = 0; b < 256; b++)
     if (!id_of.contains(bpe::bytes_to_unicode(std::string(1, static_cast<char>(b)))))
-      fail("{}: no token for byte 0x{:02X} ({})", vocab_path, b, printable(bpe::bytes_to_unicode(std::string(1, static_cast<char>(b)))));
+      fail("{}: no token for byte 0x{:02X} ({})", vocab_path, b,
+           printable(bpe::bytes_to_unicode(std::string(1, static_cast<char>(b)))));
 
   const std::string text = read_file(merges_path);
   int64_t line_no = 0;
@@ -243,13 +245,15 @@ Tokenizer Tokenizer::load(const std::string& dir) {
     if (line.ends_with('\r')) line.remove_suffix(1);
     if (line.empty() || (line_no == 1 && line.starts_with("#version"))) continue;
     const size_t sp = line.find(' ');
-    if (sp == 0 || sp == std::string_view::npos || sp + 1 == line.size() || line.find(' ', sp + 1) != std::string_view::npos)
+    if (sp == 0 || sp == std::string_view::npos || sp + 1 == line.size() ||
+        line.find(' ', sp + 1) != std::string_view::npos)
       fail("{}:{}: expected two tokens separated by one space, got {}", merges_path, line_no, printable(line));
     const std::string left(line.substr(0, sp)), right(line.substr(sp + 1));
     const auto l = id_of.find(left), r = id_of.find(right), m = id_of.find(left + right);
     if (l == id_of.end()) fail("{}:{}: token {} is not in vocab.json", merges_path, line_no, printable(left));
     if (r == id_of.end()) fail("{}:{}: token {} is not in vocab.json", merges_path, line_no, printable(right));
-    if (m == id_of.end()) fail("{}:{}: merged token {} is not in vocab.json", merges_path, line_no, printable(left + right));
+    if (m == id_of.end())
+      fail("{}:{}: merged token {} is not in vocab.json", merges_path, line_no, printable(left + right));
     im->merges.push_back({l->second, r->second, m->second});
   }
   im->build();

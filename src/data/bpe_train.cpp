@@ -1,6 +1,7 @@
 // Byte-level BPE training (kvtie::train_bpe): count pre-tokenised words once, then merge the most
 // frequent adjacent pair over and over, updating only the counts of words that hold it.
 #include <chrono>
+#include <filesystem>
 #include <queue>
 #include <unordered_map>
 
@@ -49,20 +50,26 @@ Tokenizer train_bpe(const std::vector<std::string>& corpus_files, int32_t vocab_
 
   // 1. Word counts. Literal <|endoftext|> separates documents; it is added as a token at the end.
   std::unordered_map<std::string, int64_t, Hash, std::equal_to<>> word_count;
-  std::vector<std::string> texts;
-  texts.reserve(corpus_files.size());
   int64_t total_bytes = 0;
-  for (const auto& f : corpus_files) total_bytes += static_cast<int64_t>((texts.emplace_back(read_file(f))).size());
+  for (const auto& f : corpus_files) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(f, ec);
+    if (ec) fail("{}: cannot open: {}", f, ec.message());
+    total_bytes += static_cast<int64_t>(size);
+  }
   report("count", 0, total_bytes);
   constexpr size_t kBlock = 1 << 20;
   auto count_words = [&](std::string_view part) {
     bpe::pretokenize(part, [&](std::string_view w) {
       st.pretokens++;
-      if (auto it = word_count.find(w); it != word_count.end()) it->second++;
-      else word_count.emplace(std::string(w), 1);
+      if (auto it = word_count.find(w); it != word_count.end())
+        it->second++;
+      else
+        word_count.emplace(std::string(w), 1);
     });
   };
-  for (std::string& text : texts) {
+  for (const auto& f : corpus_files) {
+    const std::string text = read_file(f);  // one file at a time: only the counts are kept
     const std::string_view all(text);
     for (size_t pos = 0; pos < all.size();) {
       const size_t end = find_cut(all, std::min(all.size(), pos + kBlock));
@@ -77,7 +84,6 @@ Tokenizer train_bpe(const std::vector<std::string>& corpus_files, int32_t vocab_
       report("count", st.bytes, total_bytes);
       pos = end;
     }
-    std::string().swap(text);
   }
   st.unique_words = static_cast<int64_t>(word_count.size());
 
@@ -188,8 +194,10 @@ Tokenizer train_bpe(const std::vector<std::string>& corpus_files, int32_t vocab_
     changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
     for (const uint64_t p : changed) {
       const auto it = pair_count.find(p);
-      if (it->second > 0) heap.push({it->second, p});
-      else pair_count.erase(it);
+      if (it->second > 0)
+        heap.push({it->second, p});
+      else
+        pair_count.erase(it);
     }
     if (const int64_t done = static_cast<int64_t>(im->token_bytes.size()) - 256; done % 64 == 0)
       report("merge", done, merges_wanted);

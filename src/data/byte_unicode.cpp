@@ -11,7 +11,9 @@ struct Tables {
   std::array<int16_t, 324> byte_of{};  // code point -> byte, -1 outside the alphabet
   Tables() {
     int n = 0, k = 0;
-    auto printable = [](int b) { return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF); };
+    auto printable = [](int b) {
+      return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    };
     for (int b = 0; b < 256; b++)
       if (printable(b)) order[k++] = static_cast<uint8_t>(b), cp[b] = static_cast<uint32_t>(b);
     for (int b = 0; b < 256; b++)

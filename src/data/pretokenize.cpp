@@ -3,7 +3,6 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include <memory>
 #include <string>
 
 #include "kvtie/error.h"
@@ -11,12 +10,16 @@
 namespace kvtie::bpe {
 
 // GPT-2 used Python's `regex` module, where \s is Unicode White_Space (as in tiktoken's Rust
-// regex); PCRE2's \s with UCP leaves out U+0085, so the class is written out.
-#define KVTIE_WS "\\t\\n\\x0B\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
-const char* const kGpt2Pattern =
-    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" KVTIE_WS "\\p{L}\\p{N}]+|[" KVTIE_WS "]+(?![^" KVTIE_WS
-    "])|[" KVTIE_WS "]+";
-#undef KVTIE_WS
+// regex); PCRE2's \s with UCP leaves out U+0085, so the class is written out. The pattern is
+// GPT-2's 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ with that class.
+const std::string& gpt2_pattern() {
+  static const std::string pattern = [] {
+    const std::string ws = R"(\t\n\x0B\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000})";
+    return R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^)" + ws + R"(\p{L}\p{N}]+|[)" + ws + "]+(?![^" + ws +
+           "])|[" + ws + "]+";
+  }();
+  return pattern;
+}
 
 namespace {
 
@@ -28,7 +31,7 @@ struct Compiled {
     PCRE2_SIZE offset = 0;
     // MATCH_INVALID_UTF: invalid UTF-8 never matches, and matching resumes after it, instead of
     // the whole subject being rejected.
-    code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kGpt2Pattern), PCRE2_ZERO_TERMINATED,
+    code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(gpt2_pattern().data()), gpt2_pattern().size(),
                          PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &offset, nullptr);
     if (!code) {
       PCRE2_UCHAR msg[256];

@@ -4,13 +4,14 @@
 // merge crosses a chunk boundary. The chunks cover every byte in order; a run of bytes that is
 // not valid UTF-8 becomes a chunk of its own.
 #include <functional>
+#include <string>
 #include <string_view>
 #include <vector>
 
 namespace kvtie::bpe {
 
 // The pattern, in PCRE2 syntax (GPT-2's with \s spelled as Unicode White_Space).
-extern const char* const kGpt2Pattern;
+const std::string& gpt2_pattern();
 
 // Calls `chunk` for each piece of `text`, in order. Thread-safe.
 void pretokenize(std::string_view text, const std::function<void(std::string_view)>& chunk);

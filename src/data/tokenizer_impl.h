@@ -37,7 +37,9 @@ class PairTable {
     uint64_t key = kEmpty;
     Value value;
   };
-  static uint64_t pack(int32_t a, int32_t b) { return (uint64_t{static_cast<uint32_t>(a)} << 32) | static_cast<uint32_t>(b); }
+  static uint64_t pack(int32_t a, int32_t b) {
+    return (uint64_t{static_cast<uint32_t>(a)} << 32) | static_cast<uint32_t>(b);
+  }
   size_t slot(uint64_t key) const { return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_); }
   std::vector<Slot> slots_ = std::vector<Slot>(2);
   size_t mask_ = 1;
@@ -48,16 +50,16 @@ class PairTable {
 }  // namespace bpe
 
 struct Tokenizer::Impl {
-  std::vector<std::string> token_bytes;                  // id -> the bytes it stands for
+  std::vector<std::string> token_bytes;  // id -> the bytes it stands for
   struct Merge {
     int32_t left, right, id;  // id: the merged token
   };
-  std::vector<Merge> merges;                             // in rank order
+  std::vector<Merge> merges;  // in rank order
   int32_t eot = -1;
   std::string eot_text = "<|endoftext|>";
-  int32_t byte_id[256] = {};                             // byte -> its single-byte token
+  int32_t byte_id[256] = {};  // byte -> its single-byte token
   bpe::PairTable pairs;
-  uint64_t instance = 0;                                 // tells per-thread caches apart
+  uint64_t instance = 0;  // tells per-thread caches apart
 
   // Fills byte_id, pairs and instance from token_bytes, merges and eot (all ids valid).
   void build();
