@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/parallel.h"
+
 namespace kvtie {
 
 struct AdamWStep {
@@ -21,7 +23,7 @@ void adamw_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamWSte
   const T b1 = static_cast<T>(a.beta1), b2 = static_cast<T>(a.beta2);
   const T step_size = static_cast<T>(a.lr / bc1), inv_sqrt_bc2 = static_cast<T>(1.0 / std::sqrt(bc2));
   const T eps = static_cast<T>(a.eps), gs = static_cast<T>(a.grad_scale);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(n))
   for (int64_t i = 0; i < n; i++) {
     const T g = grad[i] * gs;
     m[i] = b1 * m[i] + (T(1) - b1) * g;

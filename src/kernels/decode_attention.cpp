@@ -7,6 +7,7 @@
 
 #include "infer/kv_cache.h"
 #include "kernels/kv_codec.h"
+#include "kernels/parallel.h"
 
 namespace kvtie {
 namespace {
@@ -37,7 +38,9 @@ void decode_attention(float* out, const float* q, int64_t q_stride, const KvCach
   const KvDType dtype = cache.dtype();
   const int64_t vb = cache.vector_bytes();
   const bool shared = cache.v_is_k();
-#pragma omp parallel
+  int64_t work = 0;  // cached vectors read by the whole call
+  for (int b = 0; b < B; b++) work += static_cast<int64_t>(lengths[b]) * s.n_kv_head * hd;
+#pragma omp parallel if (worth_threads(work))
   {
     // Per-thread scratch, sized once per call: decoded K (and V) tile, scores, running state.
     std::vector<float> kbuf(static_cast<size_t>(kTile) * hd), vbuf(shared ? 0 : static_cast<size_t>(kTile) * hd);

@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/parallel.h"
+
 namespace kvtie {
 
 // out[B,T,d] = tok_emb[tokens[b,t]] + pos_emb[t]   (pos_emb may be null: no position term)
 template <typename T>
 void embedding_forward(T* out, const int32_t* tokens, const T* tok_emb, const T* pos_emb, int B, int Tn, int d) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(static_cast<int64_t>(B) * Tn * d))
   for (int64_t n = 0; n < static_cast<int64_t>(B) * Tn; n++) {
     const T* te = tok_emb + static_cast<int64_t>(tokens[n]) * d;
     T* o = out + n * d;
@@ -28,7 +30,7 @@ template <typename T>
 void embedding_backward(T* dtok_emb, T* dpos_emb, const T* dout, const int32_t* tokens, int B, int Tn, int d) {
   constexpr int kCols = 32;
   const int64_t N = static_cast<int64_t>(B) * Tn;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(N * d))
   for (int c0 = 0; c0 < d; c0 += kCols) {
     const int c1 = std::min(d, c0 + kCols);
     for (int64_t n = 0; n < N; n++) {

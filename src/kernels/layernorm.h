@@ -4,13 +4,15 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/parallel.h"
+
 namespace kvtie {
 
 // out[N,C] = (inp - mean) * rstd * w + b;  mean[N], rstd[N] kept for the backward pass.
 template <typename T>
 void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* w, const T* b, int64_t N, int C) {
   constexpr double kEps = 1e-5;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(N * C))
   for (int64_t n = 0; n < N; n++) {
     const T* x = inp + n * C;
     double m = 0.0;
@@ -31,7 +33,7 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* w, const
 template <typename T>
 void layernorm_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, const T* w, const T* mean,
                         const T* rstd, int64_t N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(N * C))
   for (int64_t n = 0; n < N; n++) {
     const T* g = dout + n * C;
     const T* x = inp + n * C;
@@ -53,7 +55,7 @@ void layernorm_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, cons
     }
   }
   constexpr int kCols = 64;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(N * C))
   for (int c0 = 0; c0 < C; c0 += kCols) {
     const int c1 = std::min(C, c0 + kCols);
     T acc_w[kCols] = {}, acc_b[kCols] = {};

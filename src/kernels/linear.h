@@ -6,13 +6,15 @@
 #include "kernels/gemm.h"
 #include "kernels/reduce.h"
 
+#include "kernels/parallel.h"
+
 namespace kvtie {
 
 // out[N,OC] = inp[N,C] · wᵀ + b   (b may be null)
 template <typename T>
 void linear_forward(T* out, const T* inp, const T* w, const T* b, int64_t N, int C, int OC) {
   if (b) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(N * OC))
     for (int64_t n = 0; n < N; n++) std::copy(b, b + OC, out + n * OC);
   }
   if (N == 1)  // one row (a decode step): a matrix-vector product streams w once

@@ -2,12 +2,14 @@
 // Mean pooling over the sequence, for sequence-level classification heads.
 #include <cstdint>
 
+#include "kernels/parallel.h"
+
 namespace kvtie {
 
 // out[B,d] = mean_t inp[B,T,d]
 template <typename T>
 void mean_pool_forward(T* out, const T* inp, int B, int Tn, int d) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(static_cast<int64_t>(B) * Tn * d))
   for (int b = 0; b < B; b++) {
     T* o = out + static_cast<int64_t>(b) * d;
     for (int i = 0; i < d; i++) o[i] = 0;
@@ -22,7 +24,7 @@ void mean_pool_forward(T* out, const T* inp, int B, int Tn, int d) {
 // dinp[B,T,d] = dout[b] / T   (overwritten)
 template <typename T>
 void mean_pool_backward(T* dinp, const T* dout, int B, int Tn, int d) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(static_cast<int64_t>(B) * Tn * d))
   for (int64_t n = 0; n < static_cast<int64_t>(B) * Tn; n++) {
     const T* g = dout + (n / Tn) * d;
     for (int i = 0; i < d; i++) dinp[n * d + i] = g[i] / Tn;

@@ -4,13 +4,15 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/parallel.h"
+
 namespace kvtie {
 
 // dst[c] += Σ_n src[n, c] for src [N, C]. Threads own column ranges; each sums rows in order.
 template <typename T>
 void accumulate_column_sums(T* dst, const T* src, int64_t N, int64_t C) {
   constexpr int64_t kCols = 64;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(N * C))
   for (int64_t c0 = 0; c0 < C; c0 += kCols) {
     const int64_t c1 = std::min(C, c0 + kCols);
     T acc[kCols] = {};
@@ -27,7 +29,7 @@ template <typename T>
 double sum_of_squares(const T* x, int64_t n) {
   constexpr int kStripes = 64;
   double part[kStripes];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(n))
   for (int k = 0; k < kStripes; k++) {
     const int64_t begin = n * k / kStripes, end = n * (k + 1) / kStripes;
     double acc = 0.0;

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/parallel.h"
+
 namespace kvtie {
 
 constexpr int32_t kIgnoreIndex = -1;
@@ -13,7 +15,7 @@ constexpr int32_t kIgnoreIndex = -1;
 // losses[n] = lse(logits[n]) − logits[n, target[n]]  (0 for ignored rows);  lse[N] kept.
 template <typename T>
 void softmax_xent_forward(T* losses, T* lse, const T* logits, const int32_t* targets, int64_t N, int V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(N * V))
   for (int64_t n = 0; n < N; n++) {
     const T* x = logits + n * V;
     const T mx = *std::max_element(x, x + V);
@@ -30,7 +32,7 @@ void softmax_xent_forward(T* losses, T* lse, const T* logits, const int32_t* tar
 template <typename T>
 void softmax_xent_backward(T* dlogits, const T* logits, const T* lse, const int32_t* targets, T dloss, int64_t N,
                            int V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(N * V))
   for (int64_t n = 0; n < N; n++) {
     const T* x = logits + n * V;
     T* d = dlogits + n * V;
