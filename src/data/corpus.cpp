@@ -38,8 +38,11 @@ std::string clean_brown(std::string_view tagged) {
     while (words >> token) {
       const size_t slash = token.rfind('/');
       std::string w = slash == std::string::npos || slash == 0 ? token : token.substr(0, slash);
-      if (w == "``") w = "\"", open_quote = true;
-      else if (w == "''") w = "\"", open_quote = false;
+      // Brown writes quotes as `` and ''. (assign(1, c) sidesteps a GCC 12 -Wrestrict false alarm.)
+      if (w == "``" || w == "''") {
+        open_quote = w == "``";
+        w.assign(1, '"');
+      }
       const bool closing = w == "\"" && !open_quote;
       if (!glue_next && !attaches_left(w) && !closing) out += ' ';
       out += w;
