@@ -49,6 +49,7 @@ std::vector<std::string> render_gnuplot(const std::string& dir, const std::strin
                                       shell_quoted(script_name + ".gnuplot.log"));
   if (std::system(cmd.c_str()) != 0)
     fail("{}: gnuplot failed (see {}/{}.gnuplot.log)", path, dir, script_name);
+  std::filesystem::remove(dir + "/" + script_name + ".gnuplot.log");  // kept only when it explains a failure
   return images;
 }
 
