@@ -134,6 +134,7 @@ TEST(Evaluate, RejectsTokensOutsideTheVocabularyAndTooFewTokens) {
   EXPECT_THROW(evaluate_tokens(model, {}, "t.npy"), Error);
   try {
     evaluate_tokens(model, {1, -3, 2}, "t.npy");
+    FAIL() << "a negative token was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("t.npy: token -3 at index 1"), std::string::npos) << e.what();
   }

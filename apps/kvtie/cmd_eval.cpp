@@ -49,7 +49,7 @@ void add_eval(CLI::App& app) {
   cmd->callback([o] {
     if (o->tokens.empty() && o->text.empty()) throw CLI::RequiredError("--tokens or --text");
     if (o->threads > 0) omp_set_num_threads(o->threads);
-    const ModelConfig mc = read_checkpoint_config(o->model);
+    auto model = load_checkpoint(o->model, o->batch);
     std::vector<int32_t> ids;
     std::string source = o->tokens;
     int32_t eot = o->eot;
@@ -65,8 +65,6 @@ void add_eval(CLI::App& app) {
       }
     }
     if (o->text.empty()) ids = read_tokens_npy(o->tokens);
-    const int64_t windows = (static_cast<int64_t>(ids.size()) + mc.max_seq_len - 1) / mc.max_seq_len;
-    auto model = load_checkpoint(o->model, static_cast<int>(std::clamp<int64_t>(windows, 1, o->batch)), mc.max_seq_len);
     const EvalResult r = o->kv_dtype.empty()
                              ? evaluate_tokens(*model, ids, source)
                              : evaluate_tokens_cached(*model, ids, parse_kv_dtype(o->kv_dtype, "--kv-dtype"), o->batch, source);

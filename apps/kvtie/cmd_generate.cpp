@@ -52,8 +52,7 @@ void add_generate(CLI::App& app) {
       prompts.push_back(o->prompt);
     }
     const Tokenizer tok = tokenizer_beside(o->model);
-    const ModelConfig mc = read_checkpoint_config(o->model);
-    auto model = load_checkpoint(o->model, 1, mc.max_seq_len);
+    auto model = load_checkpoint(o->model, 1);
     GenerateOptions gen = o->gen;
     gen.use_cache = !o->no_cache;
     gen.kv_dtype = parse_kv_dtype(o->kv_dtype, "--kv-dtype");

@@ -71,7 +71,7 @@ std::vector<Generation> generate(Transformer<float>& model, const Tokenizer& tok
       s.done = true;
     } else {
       s.tokens.push_back(t);
-      s.text = tok.decode(s.tokens);
+      s.text += tok.decode(std::span(&t, 1));  // byte-level BPE: a text is its tokens' bytes in order
     }
     for (const auto& stop : o.stop) {
       const size_t at = s.text.find(stop, s.emitted > stop.size() ? s.emitted - stop.size() : 0);

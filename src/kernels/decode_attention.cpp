@@ -42,9 +42,15 @@ void decode_attention(float* out, const float* q, int64_t q_stride, const KvCach
   for (int b = 0; b < B; b++) work += static_cast<int64_t>(lengths[b]) * s.n_kv_head * hd;
 #pragma omp parallel if (worth_threads(work))
   {
-    // Per-thread scratch, sized once per call: decoded K (and V) tile, scores, running state.
-    std::vector<float> kbuf(static_cast<size_t>(kTile) * hd), vbuf(shared ? 0 : static_cast<size_t>(kTile) * hd);
-    std::vector<float> scores(static_cast<size_t>(G) * kTile), acc(static_cast<size_t>(G) * hd), m(G), l(G);
+    // Per-thread scratch that outlives the call, so decode steps do not allocate: decoded K (and
+    // V) tile, scores, running softmax state.
+    thread_local std::vector<float> kbuf, vbuf, scores, acc, m, l;
+    kbuf.resize(static_cast<size_t>(kTile) * hd);
+    vbuf.resize(shared ? 0 : static_cast<size_t>(kTile) * hd);
+    scores.resize(static_cast<size_t>(G) * kTile);
+    acc.resize(static_cast<size_t>(G) * hd);
+    m.resize(G);
+    l.resize(G);
 #pragma omp for collapse(2) schedule(static)
     for (int b = 0; b < B; b++) {
       for (int g = 0; g < s.n_kv_head; g++) {

@@ -91,7 +91,8 @@ std::unique_ptr<Transformer<float>> load_checkpoint(const std::string& path, int
   const SafetensorsFile f = SafetensorsFile::load(path);
   const ModelConfig config = config_of(f);
   check_tensors(f, make_param_layout(config));
-  auto model = std::make_unique<Transformer<float>>(config, max_batch, std::min(max_seq, config.max_seq_len));
+  const int seq = max_seq > 0 ? std::min(max_seq, config.max_seq_len) : config.max_seq_len;
+  auto model = std::make_unique<Transformer<float>>(config, max_batch, seq);
   load_params(f, model->layout(), model->params());
   return model;
 }
