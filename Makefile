@@ -19,8 +19,11 @@ test-sanitize: setup
 	cmake --build --preset sanitize
 	ctest --preset sanitize
 
+# The PyTorch peer is installed only here, so `make test` (and CI) never pulls in torch.
 bench: build
+	@scripts/setup --peer
 	build/release/bench/train_step
+	bench/compare_train.sh
 	build/release/bench/decode
 	build/release/bench/tokenize
 

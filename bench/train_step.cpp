@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string>
 #include <vector>
 
 #include "core/rng.h"
@@ -90,6 +91,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Training-step throughput per attention variant, against this machine's SGEMM rate"};
   int d = 256, layers = 4, heads = 4, seq = 128, batch = 16, vocab = 8192, steps = 5;
   bool json = false;
+  std::vector<std::string> only;
   app.add_option("--d-model", d)->capture_default_str();
   app.add_option("--layers", layers)->capture_default_str();
   app.add_option("--heads", heads)->capture_default_str();
@@ -97,6 +99,8 @@ int main(int argc, char** argv) {
   app.add_option("--batch", batch)->capture_default_str();
   app.add_option("--vocab", vocab)->capture_default_str();
   app.add_option("--steps", steps, "Timed steps per variant (best is reported)")->capture_default_str();
+  app.add_option("--variant", only, "Time only these variants (repeatable): QKV, Q-K=V, Q=K-V, Q=K=V, MQA, Q-MQA")
+      ->check(CLI::IsMember({"QKV", "Q-K=V", "Q=K-V", "Q=K=V", "MQA", "Q-MQA"}));
   app.add_flag("--json", json, "One JSON object per line");
   CLI11_PARSE(app, argc, argv);
 
@@ -111,7 +115,7 @@ int main(int argc, char** argv) {
     ModelConfig c;
     c.n_layer = layers, c.d_model = d, c.n_head = heads, c.n_kv_head = kv, c.head_dim = d / heads, c.d_ff = 4 * d;
     c.vocab_size = vocab, c.max_seq_len = seq, c.share = share;
-    variants.push_back(c);
+    if (only.empty() || std::find(only.begin(), only.end(), variant_label(c)) != only.end()) variants.push_back(c);
   }
   if (!json) {
     fmt::print("train step: d_model {}, {} layers, {} heads, seq {}, batch {}, vocab {}, {} threads\n", d, layers, heads,

@@ -17,7 +17,7 @@ void randomize_params(Transformer<T>& model, uint64_t seed) {
   Rng rng(seed);
   for (const auto& t : model.layout().tensors) {
     const bool matrix = t.shape.size() >= 2;
-    const bool norm_weight = !matrix && t.name.ends_with(".weight");
+    const bool norm_weight = !matrix && (t.name.ends_with(".weight") || t.name.ends_with(".scale"));
     for (int64_t i = 0; i < t.numel; i++) {
       const double r = rng.normal();
       model.params()[t.offset + i] = static_cast<T>(matrix ? 0.3 * r : norm_weight ? 1.0 + 0.1 * r : 0.1 * r);

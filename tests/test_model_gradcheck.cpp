@@ -17,12 +17,13 @@ struct Case {
   bool causal;
   Head head;
   PosEmb pos = PosEmb::learned;
+  bool pos2d = false;
 };
 
 std::string case_name(const Case& c) {
-  return fmt::format("{}_kv{}_{}_{}{}", share_name(c.share), c.n_kv_head, c.causal ? "causal" : "bidir",
+  return fmt::format("{}_kv{}_{}_{}{}{}", share_name(c.share), c.n_kv_head, c.causal ? "causal" : "bidir",
                      c.head == Head::lm ? "lm" : c.head == Head::token ? "token" : "pooled",
-                     c.pos == PosEmb::none ? "_nopos" : "");
+                     c.pos == PosEmb::none ? "_nopos" : "", c.pos2d ? "_pos2d" : "");
 }
 
 std::vector<Case> all_cases() {
@@ -37,6 +38,10 @@ std::vector<Case> all_cases() {
   cases.push_back({Share::qkv, 4, false, Head::pooled});
   cases.push_back({Share::none, 1, false, Head::pooled});
   cases.push_back({Share::qk, 4, true, Head::token, PosEmb::none});
+  // The (X)+ score term, bidirectional only, with every share (and GQA/MQA where allowed).
+  for (auto [s, kv] : std::vector<std::pair<Share, int>>{
+           {Share::none, 4}, {Share::none, 1}, {Share::kv, 2}, {Share::qk, 4}, {Share::qkv, 4}})
+    cases.push_back({s, kv, false, Head::token, PosEmb::learned, true});
   return cases;
 }
 
@@ -57,6 +62,7 @@ TEST_P(ModelGradcheck, MatchesFiniteDifferences) {
   c.causal = k.causal;
   c.head = k.head;
   c.pos = k.pos;
+  c.score_pos2d = k.pos2d;
   c.n_classes = k.head == Head::lm ? 0 : 3;
   const int B = 2, Tn = 5;  // shorter than max_seq_len: unused position rows must get zero gradient
   Transformer<double> model(c, B, Tn);

@@ -43,7 +43,10 @@ struct Tolerance<double> {
 };
 template <>
 struct Tolerance<float> {
-  static constexpr double forward = 1e-5, grad = 1e-4, adamw = 1e-5;
+  // AdamW divides by √v: parameters whose exact gradient is 0 (the (X)+ bias and query-position
+  // weights, shifted out by the softmax) take full-size steps on float rounding noise, and 10 such
+  // steps move the loss by ~2e-5 relative. Double agrees to 1e-9, so the formulas are right.
+  static constexpr double forward = 1e-5, grad = 1e-4, adamw = 5e-5;
 };
 
 template <typename T>

@@ -12,6 +12,19 @@
 #include "train/trainer.h"
 
 namespace kvtie::cli {
+namespace {
+
+std::string describe_validation(const nlohmann::json& v) {
+  if (v.contains("val_ppl"))
+    return fmt::format(", validation loss {:.4f} ppl {:.3f}", v["val_loss"].get<double>(), v["val_ppl"].get<double>());
+  if (v.contains("val_acc"))
+    return fmt::format(", test accuracy {:.4f}, exact match {:.4f} ({} sequences)", v["val_acc"].get<double>(),
+                       v["val_exact"].get<double>(), v["val_sequences"].get<int64_t>());
+  return "";
+}
+
+}  // namespace
+
 
 void add_train(CLI::App& app) {
   struct Opts {
@@ -55,7 +68,7 @@ void add_train(CLI::App& app) {
                        {"first_step", r.first_step}, {"steps", r.first_step + static_cast<int64_t>(r.losses.size())},
                        {"first_loss", first}, {"final_loss", last}, {"skipped_steps", r.skipped_steps},
                        {"seconds", r.seconds}, {"tokens_per_s", r.tokens_per_second}, {"checkpoint", r.checkpoint}};
-      if (r.val_loss >= 0) j["val_loss"] = r.val_loss, j["val_ppl"] = std::exp(r.val_loss);
+      if (!r.val.is_null()) j.update(r.val);
       fmt::print("{}\n", j.dump());
       return;
     }
@@ -67,7 +80,7 @@ void add_train(CLI::App& app) {
                r.first_step ? "resumed," : "trained", r.first_step + 1, r.first_step + r.losses.size(), r.seconds,
                r.tokens_per_second, first, last,
                r.skipped_steps ? fmt::format(" ({} steps skipped)", r.skipped_steps) : "",
-               r.val_loss >= 0 ? fmt::format(", validation loss {:.4f} ppl {:.3f}", r.val_loss, std::exp(r.val_loss)) : "",
+               describe_validation(r.val),
                r.checkpoint);
   });
 }

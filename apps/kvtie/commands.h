@@ -13,5 +13,6 @@ void add_profile(CLI::App& app);
 void add_data(CLI::App& app);
 void add_plot(CLI::App& app);
 void add_generate(CLI::App& app);
+void add_sweep(CLI::App& app);
 
 }  // namespace kvtie::cli

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   kvtie::cli::add_data(app);
   kvtie::cli::add_plot(app);
   kvtie::cli::add_generate(app);
+  kvtie::cli::add_sweep(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

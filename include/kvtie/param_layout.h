@@ -25,6 +25,8 @@ struct BlockOffsets {
   int64_t ln1_w, ln1_b;
   int64_t attn_w, attn_b;  // fused [P, d] weight and [P] bias of the distinct projections
   int64_t out_w, out_b;    // [d, n_head*hd], [d]
+  // The (X)+ score term (score_pos2d): a [n_head], w [n_head, m], b [n_head]; -1 when off.
+  int64_t pos2d_scale = -1, pos2d_weight = -1, pos2d_bias = -1;
   int64_t ln2_w, ln2_b;
   int64_t fc_w, fc_b;      // [d_ff, d], [d_ff]
   int64_t proj_w, proj_b;  // [d, d_ff], [d]

@@ -43,8 +43,9 @@ struct ParamCounts {
   int64_t mlp = 0;         // fc and proj, weights and biases
   int64_t norms = 0;       // ln1, ln2 of every block and ln_f
   int64_t head = 0;        // an untied classification head; 0 for the LM head
-  int64_t attention() const { return attn_qkv + attn_out; }
-  int64_t total() const { return embeddings + attn_qkv + attn_out + mlp + norms + head; }
+  int64_t score_pos2d = 0;  // the (X)+ score term's a, w, b per layer and head
+  int64_t attention() const { return attn_qkv + attn_out + score_pos2d; }
+  int64_t total() const { return embeddings + attn_qkv + attn_out + mlp + norms + head + score_pos2d; }
 };
 ParamCounts count_params(const ModelConfig& c);
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "kernels/attention.h"
 #include "kvtie/error.h"
 
 namespace kvtie {
@@ -92,6 +93,7 @@ ParamCounts count_params(const ModelConfig& c) {
   p.mlp = L * (2 * d * ff + ff + d);
   p.norms = L * 4 * d + 2 * d;
   p.head = c.head == Head::lm ? 0 : static_cast<int64_t>(c.n_classes) * (d + 1);
+  p.score_pos2d = c.score_pos2d ? L * c.n_head * (kPos2dChannels + 2) : 0;
   return p;
 }
 
@@ -138,7 +140,9 @@ Cost pass_cost(const ModelConfig& c, const PassShape& s) {
   k.qkv = {L * N * d * P, L * N * P * kAddFlops};
   k.out = {L * N * q * d, L * N * d * kAddFlops};
   // Q·Kᵀ and P·V each cost head_dim MACs per pair and head; n_head · head_dim = q.
-  k.scores = {L * B * 2 * q * pairs, L * B * c.n_head * pairs * kSoftmaxFlops};
+  // The (X)+ term adds a·S + u_i + v_j per pair (u, v: kPos2dFeatures MACs per position).
+  const double pos2d_flops = c.score_pos2d ? 3 * pairs + 4.0 * kPos2dFeatures * T : 0;
+  k.scores = {L * B * 2 * q * pairs, L * B * c.n_head * (pairs * kSoftmaxFlops + pos2d_flops)};
   k.mlp = {L * N * 2 * d * ff, L * N * ((ff + d) * kAddFlops + ff * kGeluFlops)};
   k.head = {logit_rows * d * V, logit_rows * V * ((c.head == Head::lm ? 0 : kAddFlops) + (s.loss ? kLossFlops : 0))};
   k.misc.other = (c.pos == PosEmb::learned ? N * d * kAddFlops : 0) +
@@ -274,7 +278,10 @@ int64_t model_arena_bytes(const ModelConfig& c, int max_batch, int max_seq, int 
   t(rows), t(rows);                                   // losses, log-sum-exp
   t(N * d), t(N * d);                                 // dres, dlnf
   t(N * d), t(N * d), t(N * P), t(N * q), t(N * ff);  // the backward's scratch
-  t(static_cast<int64_t>(threads) * S * S);           // one attention tile per thread
+  // attention tiles per thread (+ the (X)+ partials) and the (X)+ position features
+  t(attention_backward_scratch({max_batch, max_seq, c.n_head, c.n_kv_head, c.head_dim, 0, 0, 0, 0, c.causal},
+                               threads, c.score_pos2d));
+  if (c.score_pos2d) t(S * kPos2dFeatures);
   return std::max<int64_t>(bytes, 64);
 }
 

@@ -11,10 +11,10 @@ namespace kvtie {
 std::unique_ptr<BatchSource> make_batch_source(const TrainConfig& t, const ModelConfig& m) {
   // Data streams get their own seed so that changing the init seed does not change the data.
   const uint64_t data_seed = t.seed ^ 0xda7a5eedULL;
-  if (t.task == "copy") {
-    if (m.head != Head::lm || !m.causal) fail("train.task: 'copy' needs a causal LM (model.causal true, head lm)");
-    if (m.vocab_size < 3) fail("train.task: 'copy' needs model.vocab_size >= 3");
-    if (t.seq_len < 3) fail("train.seq_len: 'copy' needs at least 3 positions");
+  if (t.task == "induction") {
+    if (m.head != Head::lm || !m.causal) fail("train.task: 'induction' needs a causal LM (model.causal true, head lm)");
+    if (m.vocab_size < 3) fail("train.task: 'induction' needs model.vocab_size >= 3");
+    if (t.seq_len < 3) fail("train.seq_len: 'induction' needs at least 3 positions");
     return std::make_unique<CopyTask>(m.vocab_size, data_seed);
   }
   if (t.task == "lm") {
@@ -28,7 +28,7 @@ std::unique_ptr<BatchSource> make_batch_source(const TrainConfig& t, const Model
         fail("{}: token {} at index {} is outside model.vocab_size {}", source, tokens[i], i, m.vocab_size);
     return std::make_unique<PackedLoader>(std::move(tokens), t.seq_len, data_seed, source);
   }
-  fail("train.task: unknown task '{}' (copy, lm)", t.task);
+  fail("train.task: '{}' has no batch source here (induction, lm)", t.task);
 }
 
 }  // namespace kvtie

@@ -20,7 +20,8 @@ class BatchSource {
   virtual void restore(const nlohmann::json& state) = 0;
 };
 
-// The source train.task names: "copy" (built-in) or "lm" (train.train_tokens).
+// The source of the token tasks: "induction" (built-in) or "lm" (train.data / train.train_tokens).
+// The synthetic tasks are made in src/train/task.cpp.
 std::unique_ptr<BatchSource> make_batch_source(const TrainConfig& train, const ModelConfig& model);
 
 }  // namespace kvtie

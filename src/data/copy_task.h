@@ -1,5 +1,5 @@
 #pragma once
-// The built-in "copy" language-modelling task: [x1 … xk, SEP, x1 … xk] with random xi. Only the
+// The built-in "induction" language-modelling task: [x1 … xk, SEP, x1 … xk] with random xi. Only the
 // copied half is scored, so a model that learns to look back (an induction head) drives the loss
 // toward 0 while the unscored first half stays at chance.
 #include <array>

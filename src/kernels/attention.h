@@ -13,6 +13,7 @@
 #include <omp.h>
 
 #include "kernels/gemm.h"
+#include "kernels/score_pos2d.h"
 
 namespace kvtie {
 
@@ -28,9 +29,10 @@ struct AttentionShape {
 };
 
 // out[B,T,n_head*hd] = softmax(Q Kᵀ / √hd  [causal mask]) V;  probs[B,n_head,T,T] kept for backward
-// (rows past the diagonal are 0 when causal).
+// (rows past the diagonal are 0 when causal). pos2d, when given, adds the (X)+ term to the scores.
 template <typename T>
-void attention_forward(T* out, T* probs, const T* qkv, const AttentionShape& s) {
+void attention_forward(T* out, T* probs, const T* qkv, const AttentionShape& s,
+                       const ScorePos2d<T>* pos2d = nullptr) {
   const int Tn = s.T, P = s.proj_dim, hd = s.head_dim;
   const T scale = T(1) / std::sqrt(T(hd));
 #pragma omp parallel for collapse(2) schedule(static)
@@ -43,6 +45,7 @@ void attention_forward(T* out, T* probs, const T* qkv, const AttentionShape& s) 
       T* p = probs + (static_cast<int64_t>(b) * s.n_head + h) * Tn * Tn;
       // S = scale · Q Kᵀ  [T, T]
       gemm(false, true, Tn, Tn, hd, scale, q, P, k, P, T(0), p, Tn);
+      if (pos2d) pos2d_scores_forward(p, *pos2d, h, Tn);
       for (int i = 0; i < Tn; i++) {
         T* row = p + static_cast<int64_t>(i) * Tn;
         const int len = s.causal ? i + 1 : Tn;
@@ -64,21 +67,28 @@ void attention_forward(T* out, T* probs, const T* qkv, const AttentionShape& s) 
   }
 }
 
-// Scratch the backward pass needs: one [T, T] tile per thread.
-inline int64_t attention_backward_scratch(const AttentionShape& s, int n_threads) {
-  return static_cast<int64_t>(n_threads) * s.T * s.T;
+// Scratch the backward pass needs: one [T, T] tile per thread, a second one for the raw scores
+// when the (X)+ term is on, and its per-(batch, head) partial gradients.
+inline int64_t attention_backward_scratch(const AttentionShape& s, int n_threads, bool pos2d = false) {
+  const int64_t tiles = static_cast<int64_t>(n_threads) * s.T * s.T * (pos2d ? 2 : 1);
+  return tiles + (pos2d ? static_cast<int64_t>(s.B) * s.n_head * kPos2dPartial : 0);
 }
 
 // dqkv[B,T,P] += gradients of Q, K and V (the caller zeroes it). Work is split by (batch, kv head)
 // so that the query heads of a group, which all write the same dK/dV rows, run in one thread.
+// With pos2d, its parameters' gradients are added to *pos2d_grad.
 template <typename T>
-void attention_backward(T* dqkv, T* scratch, const T* dout, const T* qkv, const T* probs, const AttentionShape& s) {
+void attention_backward(T* dqkv, T* scratch, const T* dout, const T* qkv, const T* probs, const AttentionShape& s,
+                        const ScorePos2d<T>* pos2d = nullptr, const ScorePos2dGrad<T>* pos2d_grad = nullptr) {
   const int Tn = s.T, P = s.proj_dim, hd = s.head_dim;
   const T scale = T(1) / std::sqrt(T(hd));
+  const int64_t tile = static_cast<int64_t>(Tn) * Tn * (pos2d ? 2 : 1);
+  T* partials = scratch + static_cast<int64_t>(omp_get_max_threads()) * tile;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int b = 0; b < s.B; b++) {
     for (int g = 0; g < s.n_kv_head; g++) {
-      T* dp = scratch + static_cast<int64_t>(omp_get_thread_num()) * Tn * Tn;
+      T* dp = scratch + static_cast<int64_t>(omp_get_thread_num()) * tile;
+      T* raw = dp + static_cast<int64_t>(Tn) * Tn;  // S, only with pos2d
       const int64_t base = static_cast<int64_t>(b) * Tn * P;
       const T* k = qkv + base + s.k_offset + g * hd;
       const T* v = qkv + base + s.v_offset + g * hd;
@@ -92,22 +102,29 @@ void attention_backward(T* dqkv, T* scratch, const T* dout, const T* qkv, const 
         // dV += Pᵀ dO;  dP = dO Vᵀ
         gemm(true, false, Tn, hd, Tn, T(1), p, Tn, go, s.out_dim(), T(1), dv, P);
         gemm(false, true, Tn, Tn, hd, T(1), go, s.out_dim(), v, P, T(0), dp, Tn);
-        // dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale   (in place in dp)
+        // dS' = P ⊙ (dP − rowsum(P ⊙ dP))   (in place in dp)
         for (int i = 0; i < Tn; i++) {
           const T* pr = p + static_cast<int64_t>(i) * Tn;
           T* dr = dp + static_cast<int64_t>(i) * Tn;
           const int len = s.causal ? i + 1 : Tn;
           T dot = 0;
           for (int j = 0; j < len; j++) dot += pr[j] * dr[j];
-          for (int j = 0; j < len; j++) dr[j] = pr[j] * (dr[j] - dot) * scale;
+          for (int j = 0; j < len; j++) dr[j] = pr[j] * (dr[j] - dot);
           for (int j = len; j < Tn; j++) dr[j] = 0;
         }
+        if (pos2d) {  // through S' = a·S + …: the (X)+ gradients, and dS = a·dS'
+          gemm(false, true, Tn, Tn, hd, scale, q, P, k, P, T(0), raw, Tn);
+          pos2d_scores_backward(partials + (static_cast<int64_t>(b) * s.n_head + h) * kPos2dPartial, dp, raw, *pos2d, h,
+                                Tn);
+        }
+        // S = scale · Q Kᵀ, so the scale goes into the two products below
         // dQ += dS K;  dK += dSᵀ Q
-        gemm(false, false, Tn, hd, Tn, T(1), dp, Tn, k, P, T(1), dq, P);
-        gemm(true, false, Tn, hd, Tn, T(1), dp, Tn, q, P, T(1), dk, P);
+        gemm(false, false, Tn, hd, Tn, scale, dp, Tn, k, P, T(1), dq, P);
+        gemm(true, false, Tn, hd, Tn, scale, dp, Tn, q, P, T(1), dk, P);
       }
     }
   }
+  if (pos2d) pos2d_reduce(*pos2d_grad, partials, s.B, s.n_head);
 }
 
 }  // namespace kvtie

@@ -34,7 +34,7 @@ struct BlockScratch {
   T* dqkv;       // [N,P]
   T* datt;       // [N,n_head*hd]
   T* dff;        // [N,d_ff]
-  T* attn_tile;  // per-thread [T,T] tiles for the attention backward
+  T* attn_tile;  // per-thread [T,T] tiles for the attention backward (and the (X)+ partials)
 };
 
 template <typename T>
@@ -80,8 +80,11 @@ struct Activations {
     arena.plan(&scratch.dqkv, N * c.attn_proj_dim());
     arena.plan(&scratch.datt, N * c.q_dim());
     arena.plan(&scratch.dff, N * c.d_ff);
-    arena.plan(&scratch.attn_tile, static_cast<int64_t>(threads) * max_seq * max_seq);
+    const AttentionShape largest{max_batch, max_seq, c.n_head, c.n_kv_head, c.head_dim, 0, 0, 0, 0, c.causal};
+    arena.plan(&scratch.attn_tile, attention_backward_scratch(largest, threads, c.score_pos2d));
+    if (c.score_pos2d) arena.plan(&pos2d_features, static_cast<int64_t>(max_seq) * kPos2dFeatures);
     arena.allocate();
+    if (c.score_pos2d) kvtie::pos2d_features(pos2d_features, max_seq);
   }
 
   Arena arena;
@@ -95,6 +98,7 @@ struct Activations {
   T *losses, *lse;                          // [rows]
   T *dres, *dlnf;                           // [N,d]
   BlockScratch<T> scratch;
+  T* pos2d_features = nullptr;  // [max_seq, kPos2dFeatures], score_pos2d only
 };
 
 }  // namespace kvtie

@@ -1,6 +1,7 @@
 #pragma once
 // One pre-norm transformer block: x += Attn(LN1(x)); x += MLP(LN2(x)).
 #include <algorithm>
+#include <optional>
 
 #include "kernels/attention.h"
 #include "kernels/gelu.h"
@@ -17,15 +18,23 @@ inline AttentionShape attention_shape(const ModelConfig& c, int B, int Tn) {
           c.causal};
 }
 
+// The (X)+ term's parameters of one block, or null when the config has none.
+template <typename T>
+std::optional<ScorePos2d<T>> score_pos2d(const T* w, const BlockOffsets& o, const T* features) {
+  if (o.pos2d_scale < 0) return std::nullopt;
+  return ScorePos2d<T>{w + o.pos2d_scale, w + o.pos2d_weight, w + o.pos2d_bias, features};
+}
+
 // x [N,d] → a.res_out [N,d]
 template <typename T>
 void block_forward(BlockActivations<T>& a, BlockScratch<T>& s, const T* x, const T* w, const BlockOffsets& o,
-                   const ModelConfig& c, int B, int Tn) {
+                   const ModelConfig& c, int B, int Tn, const T* pos2d_features) {
   const int64_t N = static_cast<int64_t>(B) * Tn;
   const int d = c.d_model, P = c.attn_proj_dim(), QD = c.q_dim();
   layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, x, w + o.ln1_w, w + o.ln1_b, N, d);
   linear_forward(a.qkv, a.ln1, w + o.attn_w, w + o.attn_b, N, d, P);  // [N,P]: the distinct projections
-  attention_forward(a.att, a.probs, a.qkv, attention_shape(c, B, Tn));
+  const auto pos2d = score_pos2d(w, o, pos2d_features);
+  attention_forward(a.att, a.probs, a.qkv, attention_shape(c, B, Tn), pos2d ? &*pos2d : nullptr);
   linear_forward(s.branch, a.att, w + o.out_w, w + o.out_b, N, QD, d);
   residual_forward(a.res_att, x, s.branch, N * d);
   layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.res_att, w + o.ln2_w, w + o.ln2_b, N, d);
@@ -38,7 +47,7 @@ void block_forward(BlockActivations<T>& a, BlockScratch<T>& s, const T* x, const
 // dres [N,d]: gradient at the block output on entry, at the block input x on exit.
 template <typename T>
 void block_backward(T* dres, BlockScratch<T>& s, const BlockActivations<T>& a, const T* x, const T* w, T* g,
-                    const BlockOffsets& o, const ModelConfig& c, int B, int Tn) {
+                    const BlockOffsets& o, const ModelConfig& c, int B, int Tn, const T* pos2d_features) {
   const int64_t N = static_cast<int64_t>(B) * Tn;
   const int d = c.d_model, P = c.attn_proj_dim(), QD = c.q_dim();
   // MLP branch
@@ -50,7 +59,10 @@ void block_backward(T* dres, BlockScratch<T>& s, const BlockActivations<T>& a, c
   // Attention branch
   linear_backward(s.datt, g + o.out_w, g + o.out_b, dres, a.att, w + o.out_w, N, QD, d);
   std::fill(s.dqkv, s.dqkv + N * P, T(0));
-  attention_backward(s.dqkv, s.attn_tile, s.datt, a.qkv, a.probs, attention_shape(c, B, Tn));
+  const auto pos2d = score_pos2d(w, o, pos2d_features);
+  const ScorePos2dGrad<T> pos2d_grad{g + o.pos2d_scale, g + o.pos2d_weight, g + o.pos2d_bias};
+  attention_backward(s.dqkv, s.attn_tile, s.datt, a.qkv, a.probs, attention_shape(c, B, Tn),
+                     pos2d ? &*pos2d : nullptr, pos2d ? &pos2d_grad : nullptr);
   linear_backward(s.dln, g + o.attn_w, g + o.attn_b, s.dqkv, a.ln1, w + o.attn_w, N, d, P);
   layernorm_backward(s.branch, g + o.ln1_w, g + o.ln1_b, s.dln, x, w + o.ln1_w, a.ln1_mean, a.ln1_rstd, N, d);
   residual_backward(dres, s.branch, N * d);

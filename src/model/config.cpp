@@ -131,7 +131,6 @@ ModelConfig parse_model_config(const json& j, std::string_view where) {
     fail("{}.n_classes: head '{}' needs n_classes >= 1", where, head);
   if (c.score_pos2d && c.causal)
     fail("{}.score_pos2d: the 2D score term is defined for non-causal attention only (set causal: false)", where);
-  if (c.score_pos2d) fail("{}.score_pos2d: not implemented yet", where);
   return c;
 }
 

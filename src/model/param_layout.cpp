@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "kernels/score_pos2d.h"
+
 namespace kvtie {
 namespace {
 
@@ -59,6 +61,11 @@ ParamLayout make_param_layout(const ModelConfig& c) {
     for (const auto& [name, rows] : projs) b.add(p + "attn." + name + ".bias", {rows});
     o.out_w = b.add(p + "attn.out.weight", {d, c.q_dim()});
     o.out_b = b.add(p + "attn.out.bias", {d});
+    if (c.score_pos2d) {
+      o.pos2d_scale = b.add(p + "attn.pos2d.scale", {c.n_head});
+      o.pos2d_weight = b.add(p + "attn.pos2d.weight", {c.n_head, kPos2dChannels});
+      o.pos2d_bias = b.add(p + "attn.pos2d.bias", {c.n_head});
+    }
     o.ln2_w = b.add(p + "ln2.weight", {d});
     o.ln2_b = b.add(p + "ln2.bias", {d});
     o.fc_w = b.add(p + "mlp.fc.weight", {c.d_ff, d});

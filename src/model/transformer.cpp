@@ -48,7 +48,8 @@ void Transformer<T>::init_weights(uint64_t seed) {
   for (const auto& t : layout_.tensors) {
     T* p = params_ + t.offset;
     const bool is_matrix = t.shape.size() >= 2;
-    const bool is_norm_weight = !is_matrix && t.name.ends_with(".weight");
+    // LayerNorm weights and the (X)+ score scale start at 1: the identity they multiply.
+    const bool is_norm_weight = !is_matrix && (t.name.ends_with(".weight") || t.name.ends_with(".scale"));
     for (int64_t i = 0; i < t.numel; i++)
       p[i] = is_matrix ? static_cast<T>(0.02 * rng.normal()) : is_norm_weight ? T(1) : T(0);
   }
@@ -105,7 +106,7 @@ T Transformer<T>::forward(const int32_t* tokens, const int32_t* targets, int B, 
                     Tn, d);
   const T* x = a.emb;
   for (int l = 0; l < c.n_layer; l++) {
-    block_forward(a.blocks[l], a.scratch, x, w, layout_.blocks[l], c, B, Tn);
+    block_forward(a.blocks[l], a.scratch, x, w, layout_.blocks[l], c, B, Tn, a.pos2d_features);
     x = a.blocks[l].res_out;
   }
   layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, x, w + layout_.lnf_w, w + layout_.lnf_b, N, d);
@@ -164,7 +165,7 @@ void Transformer<T>::backward(T loss_scale) {
                      a.lnf_rstd, N, d);
   for (int l = c.n_layer - 1; l >= 0; l--) {
     const T* x = l ? a.blocks[l - 1].res_out : a.emb;
-    block_backward(a.dres, a.scratch, a.blocks[l], x, w, g, layout_.blocks[l], c, B, Tn);
+    block_backward(a.dres, a.scratch, a.blocks[l], x, w, g, layout_.blocks[l], c, B, Tn, a.pos2d_features);
   }
   embedding_backward(g + layout_.tok_emb, layout_.pos_emb >= 0 ? g + layout_.pos_emb : nullptr, a.dres, a.tokens, B,
                      Tn, d);

@@ -68,4 +68,41 @@ std::vector<EvalResult> evaluate_documents(Transformer<float>& model, const std:
   return docs;
 }
 
+SequenceEvalResult evaluate_sequences(Transformer<float>& model, const std::vector<int32_t>& inputs,
+                                      const std::vector<int32_t>& targets, int length) {
+  const ModelConfig& c = model.config();
+  if (c.head != Head::token) fail("evaluating sequences needs a per-token head (model.head token)");
+  const int64_t n = static_cast<int64_t>(inputs.size()) / length;
+  const int C = c.n_outputs();
+  SequenceEvalResult r;
+  double loss_sum = 0.0;
+  int64_t scored = 0, correct = 0, exact = 0;
+  for (int64_t start = 0; start < n; start += model.max_batch()) {
+    const int batch = static_cast<int>(std::min<int64_t>(model.max_batch(), n - start));
+    const int32_t* x = inputs.data() + start * length;
+    const int32_t* y = targets.data() + start * length;
+    model.forward(x, y, batch, length);
+    loss_sum += model.loss_sum();
+    scored += model.scored();
+    const float* logits = model.logits();
+    for (int b = 0; b < batch; b++) {
+      bool all = true;
+      for (int t = 0; t < length; t++) {
+        const int64_t row = static_cast<int64_t>(b) * length + t;
+        const float* l = logits + row * C;
+        const int predicted = static_cast<int>(std::max_element(l, l + C) - l);
+        const bool ok = predicted == y[row];
+        correct += ok;
+        all = all && ok;
+      }
+      exact += all;
+    }
+  }
+  r.sequences = n;
+  r.loss = scored ? loss_sum / static_cast<double>(scored) : 0.0;
+  r.accuracy = n ? static_cast<double>(correct) / static_cast<double>(n * length) : 0.0;
+  r.exact_match = n ? static_cast<double>(exact) / static_cast<double>(n) : 0.0;
+  return r;
+}
+
 }  // namespace kvtie

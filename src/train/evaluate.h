@@ -28,4 +28,15 @@ EvalResult evaluate_tokens(Transformer<float>& model, const std::vector<int32_t>
 std::vector<EvalResult> evaluate_documents(Transformer<float>& model, const std::vector<int32_t>& tokens,
                                            int32_t separator, const std::string& source);
 
+// Per-position classification of whole sequences (the synthetic tasks): inputs and targets
+// [n, length]. accuracy: correct positions / positions; exact_match: sequences all correct / n.
+struct SequenceEvalResult {
+  double loss = 0.0;
+  double accuracy = 0.0;
+  double exact_match = 0.0;
+  int64_t sequences = 0;
+};
+SequenceEvalResult evaluate_sequences(Transformer<float>& model, const std::vector<int32_t>& inputs,
+                                      const std::vector<int32_t>& targets, int length);
+
 }  // namespace kvtie

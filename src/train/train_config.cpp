@@ -40,7 +40,7 @@ TrainConfig parse_train_config(const json& j, std::string_view where) {
   static const std::set<std::string> known = {
       "task", "steps", "batch_size", "seq_len", "grad_accum", "lr", "min_lr_ratio", "warmup_steps", "weight_decay",
       "beta1", "beta2", "eps", "grad_clip", "skip_grad_norm", "seed", "log_every", "threads", "out_dir",
-      "data", "train_tokens", "val_tokens", "tokenizer", "val_every", "val_max_tokens", "ckpt_every", "keep_last"};
+      "data", "train_tokens", "val_tokens", "tokenizer", "val_every", "val_max_tokens", "ckpt_every", "keep_last", "test_examples"};
   for (const auto& item : j.items())
     if (!known.count(item.key())) fail("{}.{}: unknown key", where, item.key());
   TrainConfig c;
@@ -70,7 +70,10 @@ TrainConfig parse_train_config(const json& j, std::string_view where) {
   read(j, where, "val_max_tokens", c.val_max_tokens, 0, 1e15);
   read(j, where, "ckpt_every", c.ckpt_every, 0, 1e12);
   read(j, where, "keep_last", c.keep_last, 1, 1e6);
-  if (c.task != "copy" && c.task != "lm") fail("{}.task: unknown task '{}' (copy, lm)", where, c.task);
+  read(j, where, "test_examples", c.test_examples, 1, 1e8);
+  static const std::set<std::string> tasks = {"induction", "lm", "reverse", "sort", "sub", "swap", "copy"};
+  if (!tasks.count(c.task))
+    fail("{}.task: unknown task '{}' (induction, lm, reverse, sort, sub, swap, copy)", where, c.task);
   if (c.out_dir.empty()) fail("{}.out_dir: must not be empty", where);
   return c;
 }
@@ -88,7 +91,7 @@ json to_json(const TrainConfig& c) {
               {"data", c.data}, {"train_tokens", c.train_tokens}, {"val_tokens", c.val_tokens},
               {"tokenizer", c.tokenizer},   {"val_every", c.val_every},
               {"val_max_tokens", c.val_max_tokens}, {"ckpt_every", c.ckpt_every},
-              {"keep_last", c.keep_last}};
+              {"keep_last", c.keep_last}, {"test_examples", c.test_examples}};
 }
 
 double learning_rate(const TrainConfig& c, int64_t step) {

@@ -11,7 +11,8 @@
 namespace kvtie {
 
 struct TrainConfig {
-  std::string task = "copy";  // "copy" (built-in) or "lm" (train_tokens)
+  std::string task = "induction";  // see src/train/task.h
+  int test_examples = 1000;        // held-out sequences of a synthetic task
   std::string data;                      // manifest.json of `kvtie data prepare` (task "lm")
   std::string train_tokens, val_tokens;  // or .npy token streams for task "lm"
   std::string tokenizer;                 // directory copied beside the checkpoints, if set

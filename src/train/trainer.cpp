@@ -10,30 +10,20 @@
 #include <sstream>
 
 #include "core/atomic_file.h"
-#include "core/npy.h"
-#include "data/batch_source.h"
 #include "data/prepare.h"
 #include "kvtie/checkpoint.h"
 #include "kvtie/error.h"
 #include "kvtie/model.h"
-#include "train/evaluate.h"
 #include "train/metrics_log.h"
 #include "train/optimizer.h"
 #include "train/progress.h"
+#include "train/task.h"
 #include "train/train_checkpoint.h"
 
 namespace kvtie {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::vector<int32_t> load_validation_tokens(const TrainConfig& tc) {
-  if (tc.val_tokens.empty() && tc.data.empty()) return {};
-  std::vector<int32_t> tokens = tc.val_tokens.empty() ? read_split(tc.data, "val") : read_tokens_npy(tc.val_tokens);
-  if (tc.val_max_tokens > 0 && static_cast<int64_t>(tokens.size()) > tc.val_max_tokens)
-    tokens.resize(tc.val_max_tokens);
-  return tokens;
-}
 
 // A resumed run re-runs the steps after its checkpoint: drop their records from the log first.
 void truncate_metrics(const std::string& path, int64_t last_step) {
@@ -62,8 +52,8 @@ std::string run_config_path(const std::string& out_dir) { return out_dir + "/con
 TrainResult train(const ModelConfig& mc, const TrainConfig& tc, const TrainOptions& options) {
   if (tc.threads > 0) omp_set_num_threads(tc.threads);
   if (tc.seq_len > mc.max_seq_len) fail("train.seq_len: {} exceeds model.max_seq_len {}", tc.seq_len, mc.max_seq_len);
-  std::unique_ptr<BatchSource> source = make_batch_source(tc, mc);
-  const std::vector<int32_t> val_tokens = load_validation_tokens(tc);
+  TrainTask task = make_train_task(tc, mc);
+  BatchSource* source = task.source.get();
 
   Transformer<float> model(mc, tc.batch_size, tc.seq_len);
   model.init_weights(tc.seed);
@@ -96,10 +86,14 @@ TrainResult train(const ModelConfig& mc, const TrainConfig& tc, const TrainOptio
   TrainResult result;
   result.first_step = progress.step;
   auto validate = [&](int64_t step) {
-    if (val_tokens.empty()) return;
-    const EvalResult r = evaluate_tokens(model, val_tokens, tc.val_tokens.empty() ? tc.data : tc.val_tokens);
-    result.val_loss = r.loss;
-    if (log) log->write({{"step", step}, {"val_loss", r.loss}, {"val_ppl", r.ppl}, {"val_tokens", r.tokens}});
+    if (!task.validate) return;
+    result.val = task.validate(model);
+    result.val_loss = result.val.at("val_loss").get<double>();
+    if (log) {
+      nlohmann::json record = {{"step", step}};
+      record.update(result.val);
+      log->write(record);
+    }
   };
 
   Progress bar("train", tc.steps, Progress::detect(options.quiet), tc.log_every);

@@ -1,6 +1,8 @@
 #pragma once
 // The training loop: batches from a task, forward/backward with gradient accumulation, AdamW with
 // the schedule, validation, JSONL metrics, progress, resumable checkpoints and a final model.
+#include <nlohmann/json.hpp>
+
 #include <string>
 #include <vector>
 
@@ -20,6 +22,7 @@ struct TrainResult {
   int64_t first_step = 0;      // 0, or the step a resumed run continued from
   int64_t skipped_steps = 0;
   double val_loss = -1;        // last validation loss (-1: no validation data)
+  nlohmann::json val;          // last validation metrics (the task's, see src/train/task.h)
   double seconds = 0.0;
   double tokens_per_second = 0.0;
   std::string checkpoint;      // the final model; empty when files are not written

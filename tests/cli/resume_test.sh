@@ -8,7 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cat > run.json <<'JSON'
 {"model": {"n_layer": 4, "n_head": 4, "d_model": 128, "vocab_size": 64, "max_seq_len": 64, "share": "kv"},
- "train": {"task": "copy", "steps": 60, "batch_size": 16, "seq_len": 64, "lr": 3e-3, "warmup_steps": 5,
+ "train": {"task": "induction", "steps": 60, "batch_size": 16, "seq_len": 64, "lr": 3e-3, "warmup_steps": 5,
            "ckpt_every": 10, "keep_last": 2, "log_every": 5, "seed": 3}}
 JSON
 

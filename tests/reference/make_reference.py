@@ -80,11 +80,19 @@ CASES = [
     ("qkv_kv4_bidir", "qkv", 4, False, "lm"),
     ("kv_kv2_bidir_token", "kv", 2, False, "token"),
     ("none_kv4_bidir_pooled", "none", 4, False, "pooled"),
+    # The (X)+ score term (score_pos2d), bidirectional, one case per share.
+    ("none_kv2_bidir_token_pos2d", "none", 2, False, "token"),
+    ("kv_kv2_bidir_token_pos2d", "kv", 2, False, "token"),
+    ("qk_kv4_bidir_token_pos2d", "qk", 4, False, "token"),
+    ("qkv_kv4_bidir_pooled_pos2d", "qkv", 4, False, "pooled"),
 ]
 ADAMW_FINAL_CASES = {"kv_kv2_causal"}
 
 
-def make_config(share, n_kv_head, causal, head):
+POS2D_FEATURES = 8  # per position: 4 frequencies x (sin, cos); m = 16 channels
+
+
+def make_config(share, n_kv_head, causal, head, pos2d=False):
     return {
         "n_layer": N_LAYER,
         "n_head": N_HEAD,
@@ -96,7 +104,7 @@ def make_config(share, n_kv_head, causal, head):
         "share": share,
         "causal": causal,
         "pos": "learned",
-        "score_pos2d": False,
+        "score_pos2d": pos2d,
         "head": head,
         "n_classes": 0 if head == "lm" else N_CLASSES,
     }
@@ -141,6 +149,12 @@ def param_shapes(cfg):
         out += [
             (p + "attn.out.weight", [d, cfg["n_head"] * hd], "weight"),
             (p + "attn.out.bias", [d], "bias"),
+        ]
+        if cfg["score_pos2d"]:
+            out += [(p + "attn.pos2d.scale", [cfg["n_head"]], "ln_weight"),
+                    (p + "attn.pos2d.weight", [cfg["n_head"], 2 * POS2D_FEATURES], "weight"),
+                    (p + "attn.pos2d.bias", [cfg["n_head"]], "bias")]
+        out += [
             (p + "ln2.weight", [d], "ln_weight"),
             (p + "ln2.bias", [d], "ln_bias"),
             (p + "mlp.fc.weight", [dff, d], "weight"),
@@ -201,6 +215,26 @@ def qkv_projections(x, P, p, cfg):
     raise ValueError(share)
 
 
+def pos2d_features(T):
+    """f[t] = sin(t w_k), cos(t w_k) for w_k = 10000^(-k/4), k = 0..3."""
+    f = torch.zeros(T, POS2D_FEATURES)
+    for t in range(T):
+        for k in range(POS2D_FEATURES // 2):
+            w = 10000.0 ** (-k / (POS2D_FEATURES // 2))
+            f[t, 2 * k] = math.sin(t * w)
+            f[t, 2 * k + 1] = math.cos(t * w)
+    return f
+
+
+def pos2d_scores(s, P, p, h, T):
+    """(X)+: S' = a S + sum_c w_c P_ijc + b with P_ij = [f(i); f(j)], for head h (s: [B,T,T])."""
+    f = pos2d_features(T)
+    w = P[p + "attn.pos2d.weight"][h]
+    u = f @ w[:POS2D_FEATURES]  # [T] query-position part
+    v = f @ w[POS2D_FEATURES:]  # [T] key-position part
+    return P[p + "attn.pos2d.scale"][h] * s + u[:, None] + v[None, :] + P[p + "attn.pos2d.bias"][h]
+
+
 def attention(x, P, p, cfg):
     B, T, d = x.shape
     n_head, n_kv = cfg["n_head"], cfg["n_kv_head"]
@@ -219,6 +253,8 @@ def attention(x, P, p, cfg):
         k = K[:, :, g * hd:(g + 1) * hd]
         v = V[:, :, g * hd:(g + 1) * hd]
         s = (q @ k.transpose(1, 2)) * scale  # [B,T,T], s[b,i,j] = q_i . k_j
+        if cfg["score_pos2d"]:
+            s = pos2d_scores(s, P, p, h, T)
         s = s.masked_fill(~allowed, float("-inf"))
         a = torch.softmax(s, dim=-1)
         heads.append(a @ v)  # [B,T,hd]
@@ -305,8 +341,8 @@ def run_adamw(params0, tokens, targets, cfg, steps=ADAMW_STEPS):
 # ---------------------------------------------------------------------------
 # Case generation
 # ---------------------------------------------------------------------------
-def generate_case(index, share, n_kv, causal, head):
-    cfg = make_config(share, n_kv, causal, head)
+def generate_case(index, name, share, n_kv, causal, head):
+    cfg = make_config(share, n_kv, causal, head, pos2d=name.endswith("_pos2d"))
     gen = torch.Generator().manual_seed(BASE_SEED + index)
     params0 = build_params(cfg, gen)
     tokens, targets = make_batch(cfg, gen)
@@ -333,7 +369,7 @@ def generate_all():
     metadata = {}
     results = {}
     for index, (name, share, n_kv, causal, head) in enumerate(CASES):
-        r = generate_case(index, share, n_kv, causal, head)
+        r = generate_case(index, name, share, n_kv, causal, head)
         results[name] = r
         metadata[name] = json.dumps(r["cfg"], separators=(",", ":"))
         for n, t in r["params"].items():
@@ -414,6 +450,11 @@ def attention_vectorized(x, P, p, cfg):
     k = K.view(B, T, nkv, hd).transpose(1, 2).repeat_interleave(nh // nkv, dim=1)
     v = V.view(B, T, nkv, hd).transpose(1, 2).repeat_interleave(nh // nkv, dim=1)
     s = q @ k.transpose(-1, -2) / math.sqrt(hd)
+    if cfg["score_pos2d"]:  # the explicit [T, T, m] pair features, contracted per head
+        f = pos2d_features(T)
+        pairs = torch.cat([f[:, None, :].expand(T, T, -1), f[None, :, :].expand(T, T, -1)], dim=-1)
+        term = torch.einsum("ijc,hc->hij", pairs, P[p + "attn.pos2d.weight"]) + P[p + "attn.pos2d.bias"][:, None, None]
+        s = P[p + "attn.pos2d.scale"][None, :, None, None] * s + term[None]
     if cfg["causal"]:
         s = s + torch.triu(torch.full((T, T), float("-inf"), dtype=s.dtype), diagonal=1)
     y = (torch.softmax(s, -1) @ v).transpose(1, 2).reshape(B, T, nh * hd)
@@ -458,7 +499,8 @@ def check(path):
         ce = -(torch.log_softmax(lg[m], -1).gather(1, tg[m][:, None])).mean()
         expect(abs(ce.item() - r["loss"].item()) < 1e-12, "%s: loss == manual mean CE over non-ignored" % name)
         # every gradient non-zero somewhere
-        nz = all(g.abs().max().item() > 0 for g in r["grads"].values())
+        # (the (X)+ bias shifts a whole softmax row: its exact gradient is 0, left out)
+        nz = all(g.abs().max().item() > 0 for n, g in r["grads"].items() if not n.endswith("pos2d.bias"))
         expect(nz, "%s: every parameter has a non-zero gradient" % name)
         expect(r["adamw_losses"][-1] < r["adamw_losses"][0], "%s: AdamW loss decreases (%.4f -> %.4f)"
                % (name, r["adamw_losses"][0].item(), r["adamw_losses"][-1].item()))
