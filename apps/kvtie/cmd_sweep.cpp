@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <thread>
 
@@ -29,6 +30,19 @@ std::string describe_cell(const Sweep& sweep, const SweepCell& cell) {
   std::string s;
   for (size_t a = 0; a < sweep.axes.size(); a++) s += fmt::format("{}{}={}", a ? " " : "", sweep.axes[a].name, cell.labels[a]);
   return s;
+}
+
+// What `kvtie plot --sweep` draws: the table's means and spreads, rows × columns.
+nlohmann::json summary_to_json(const Sweep& sweep, const SweepSummary& s) {
+  auto finite = [](const std::vector<double>& v) {
+    nlohmann::json a = nlohmann::json::array();
+    for (double x : v) a.push_back(std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x));
+    return a;
+  };
+  nlohmann::json mean = nlohmann::json::array(), spread = nlohmann::json::array();
+  for (size_t r = 0; r < s.rows.size(); r++) mean.push_back(finite(s.mean[r])), spread.push_back(finite(s.spread[r]));
+  return {{"metric", sweep.table.metric}, {"rows_axis", sweep.table.rows}, {"columns_axis", sweep.table.columns},
+          {"rows", s.rows}, {"columns", s.columns}, {"mean", mean}, {"spread", spread}};
 }
 
 }  // namespace
@@ -58,16 +72,17 @@ void add_sweep(CLI::App& app) {
     const int threads = o->threads > 0 ? o->threads : std::max(1, cores / o->jobs);
     int failures = 0;
     if (!o->report_only) {
-      Progress bar("sweep", static_cast<int64_t>(cells.size()), Progress::detect(o->json), 1);
+      int64_t pending = 0;
+      for (const auto& r : collect_results(cells, out)) pending += r.result.is_null();
+      Progress bar("sweep", pending, Progress::detect(o->json), 1);
       failures = run_sweep(cells, {out, self_executable(), o->jobs, threads},
-                           [&](int done, int total, const SweepCellResult& r, bool ok) {
+                           [&](int done, int, const SweepCellResult& r, bool ok) {
                              const std::string what = describe_cell(sweep, *r.cell);
                              std::string metric = ok && r.result.contains(sweep.table.metric)
                                                       ? fmt::format("{} {:.4f}", sweep.table.metric,
                                                                     r.result[sweep.table.metric].get<double>())
                                                       : "FAILED: " + r.result.value("error", std::string());
-                             if (!o->json) fmt::print(stderr, "[{}/{}] {}: {}\n", done, total, what, metric);
-                             bar.update(done, done, "cell", "");
+                             bar.update(done, done, "cell", what + ": " + metric);
                            });
       bar.finish();
     }
@@ -90,11 +105,8 @@ void add_sweep(CLI::App& app) {
         write_file_atomic(o->table, header + table);
       }
       summary_json["table_md"] = out + "/table.md";
-      nlohmann::json rows = nlohmann::json::object();
-      for (size_t r = 0; r < s.rows.size(); r++)
-        for (size_t c = 0; c < s.columns.size(); c++)
-          if (s.seeds[r][c] > 0) rows[s.rows[r]][s.columns[c]] = {{"mean", s.mean[r][c]}, {"spread", s.spread[r][c]}};
-      summary_json["table"] = rows;
+      summary_json["table"] = summary_to_json(sweep, s);
+      write_file_atomic(out + "/table.json", summary_json["table"].dump(1) + "\n");
       if (!o->json) fmt::print("{}", table);
     }
     if (o->json) fmt::print("{}\n", summary_json.dump());

@@ -45,7 +45,8 @@ void add_train(CLI::App& app) {
       "Writes to train.out_dir: config.json (the full run config), metrics.jsonl (one JSON object per\n"
       "logged step and per validation), ckpt-*.safetensors + ckpt-*.state.safetensors every\n"
       "train.ckpt_every steps (the last train.keep_last kept, latest.json names the newest), and the\n"
-      "final model.safetensors. Tasks: copy (built-in), lm (train.train_tokens, train.val_tokens).");
+      "final model.safetensors. Tasks: lm (train.data or train.train_tokens), induction (built-in causal\n"
+      "copy LM), reverse | sort | sub | swap | copy (the study's synthetic digit tasks; docs/synthetic.md).");
   cmd->callback([o] {
     if (o->config.empty() && o->resume.empty()) throw CLI::RequiredError("--config or --resume");
     const std::string path = o->resume.empty() ? o->config : run_config_path(o->resume);

@@ -29,7 +29,8 @@ std::string format_duration(double seconds) {
 std::string format_rate(double v) {
   if (v >= 1e6) return fmt::format("{:.2f}M", v / 1e6);
   if (v >= 1e3) return fmt::format("{:.1f}k", v / 1e3);
-  return fmt::format("{:.0f}", v);
+  if (v >= 10 || v == 0) return fmt::format("{:.0f}", v);
+  return fmt::format("{:.2g}", v);  // slow work, e.g. 0.13 cells/s
 }
 
 void Progress::update(int64_t done, double units_done, const char* rate_unit, const std::string& extra) {
