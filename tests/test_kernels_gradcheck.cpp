@@ -23,6 +23,7 @@
 #include "kernels/gelu.h"
 #include "kernels/layernorm.h"
 #include "kernels/linear.h"
+#include "kernels/patch_embed.h"
 #include "kernels/pool.h"
 #include "kernels/reduce.h"
 #include "kernels/residual.h"
@@ -349,6 +350,134 @@ TEST(KernelGradCheck, MeanPool) {
   expect_grad_close("mean_pool dinp", dinp, numeric_grad(inp, forward, R));
 }
 
+TEST(KernelGradCheck, FirstPool) {
+  std::mt19937_64 rng(62);
+  const int B = 3, Tn = 4, d = 5;
+  Vec inp = random_vec(static_cast<size_t>(B) * Tn * d, rng);
+  const Vec R = random_vec(static_cast<size_t>(B) * d, rng);
+  Vec out(R.size());
+  Forward forward = [&] {
+    first_pool_forward(out.data(), inp.data(), B, Tn, d);
+    return out;
+  };
+  forward();
+  for (int b = 0; b < B; b++)
+    for (int i = 0; i < d; i++) EXPECT_EQ(out[b * d + i], inp[b * Tn * d + i]);
+  Vec dinp(inp.size(), 5.0);  // overwritten, not accumulated
+  first_pool_backward(dinp.data(), R.data(), B, Tn, d);
+  expect_grad_close("first_pool dinp", dinp, numeric_grad(inp, forward, R));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Patch embedding
+
+// The patch embedding as the convolution it is: out[b, n_cls + gy·gw + gx, o] =
+// Σ_{c,i,j} W[o, c, i, j] · img[b, c, gy·p + i, gx·p + j] + bias[o], class rows = cls, + pos.
+Vec naive_patch_embed(const Vec& img, const Vec& w, const Vec& bias, const Vec* cls, const Vec* pos,
+                      const PatchGeometry& g, int B, int d) {
+  const int p = g.patch, gw = g.grid_w(), S = g.seq();
+  Vec out(static_cast<size_t>(B) * S * d);
+  for (int b = 0; b < B; b++)
+    for (int s = 0; s < S; s++)
+      for (int o = 0; o < d; o++) {
+        double v;
+        if (s < g.n_cls) {
+          v = (*cls)[o];
+        } else {
+          const int gy = (s - g.n_cls) / gw, gx = (s - g.n_cls) % gw;
+          v = bias[o];
+          for (int c = 0; c < g.channels; c++)
+            for (int i = 0; i < p; i++)
+              for (int j = 0; j < p; j++)
+                v += w[((static_cast<size_t>(o) * g.channels + c) * p + i) * p + j] *
+                     img[((static_cast<size_t>(b) * g.channels + c) * g.height + gy * p + i) * g.width + gx * p + j];
+        }
+        if (pos) v += (*pos)[static_cast<size_t>(s) * d + o];
+        out[(static_cast<size_t>(b) * S + s) * d + o] = v;
+      }
+  return out;
+}
+
+void check_patch_embed(int n_cls, bool with_pos) {
+  SCOPED_TRACE(testing::Message() << "n_cls " << n_cls << (with_pos ? ", positions" : ", no positions"));
+  std::mt19937_64 rng(70 + n_cls + 2 * with_pos);
+  // A 2×3 grid of 2×2 patches over 2 channels (rows ≠ columns); d > 32 covers two column blocks.
+  const PatchGeometry g{2, 4, 6, 2, n_cls};
+  const int B = 2, d = 37, K = g.patch_dim(), S = g.seq();
+  const Vec img = random_vec(static_cast<size_t>(B) * g.channels * g.height * g.width, rng);
+  Vec w = random_vec(static_cast<size_t>(d) * K, rng), bias = random_vec(d, rng), cls = random_vec(d, rng),
+      pos = random_vec(static_cast<size_t>(S) * d, rng);
+  const Vec R = random_vec(static_cast<size_t>(B) * S * d, rng);
+  Vec out(R.size()), patches(static_cast<size_t>(B) * S * K);
+  Forward forward = [&] {
+    patch_embed_forward(out.data(), patches.data(), img.data(), w.data(), bias.data(), n_cls ? cls.data() : nullptr,
+                        with_pos ? pos.data() : nullptr, g, B, d);
+    return out;
+  };
+  forward();
+  const Vec want = naive_patch_embed(img, w, bias, n_cls ? &cls : nullptr, with_pos ? &pos : nullptr, g, B, d);
+  for (size_t i = 0; i < out.size(); i++) ASSERT_NEAR(out[i], want[i], 1e-13) << "element " << i;
+
+  // The backward accumulates: prefill and subtract.
+  const Vec pre_w = random_vec(w.size(), rng), pre_b = random_vec(d, rng), pre_c = random_vec(d, rng),
+            pre_p = random_vec(pos.size(), rng);
+  Vec dw = pre_w, db = pre_b, dcls = pre_c, dpos = pre_p;
+  patch_embed_backward(dw.data(), db.data(), n_cls ? dcls.data() : nullptr, with_pos ? dpos.data() : nullptr, R.data(),
+                       patches.data(), g, B, d);
+  expect_grad_close("patch dw", minus(dw, pre_w), numeric_grad(w, forward, R));
+  expect_grad_close("patch dbias", minus(db, pre_b), numeric_grad(bias, forward, R));
+  if (n_cls)
+    expect_grad_close("dcls", minus(dcls, pre_c), numeric_grad(cls, forward, R));
+  else
+    EXPECT_EQ(dcls, pre_c);
+  if (with_pos)
+    expect_grad_close("patch dpos", minus(dpos, pre_p), numeric_grad(pos, forward, R));
+  else
+    EXPECT_EQ(dpos, pre_p);
+}
+
+TEST(KernelGradCheck, PatchEmbed) { check_patch_embed(0, false); }
+TEST(KernelGradCheck, PatchEmbedWithPositions) { check_patch_embed(0, true); }
+TEST(KernelGradCheck, PatchEmbedWithClassTokenAndPositions) { check_patch_embed(1, true); }
+TEST(KernelGradCheck, PatchEmbedWithClassToken) { check_patch_embed(1, false); }
+
+TEST(KernelForward, PatchIm2colOrder) {
+  // One 2-channel 4×4 image whose pixel values are their own (c, y, x) codes, patch 2: row s of the
+  // patches is patch (s / 2, s % 2) of the grid, flattened as (c, i, j).
+  const PatchGeometry g{2, 4, 4, 2, 1};
+  Vec img(32);
+  for (int c = 0; c < 2; c++)
+    for (int y = 0; y < 4; y++)
+      for (int x = 0; x < 4; x++) img[(c * 4 + y) * 4 + x] = 100 * c + 10 * y + x;
+  Vec patches(static_cast<size_t>(g.seq()) * g.patch_dim(), -1.0);
+  patch_im2col(patches.data(), img.data(), g, 1);
+  for (int k = 0; k < 8; k++) EXPECT_EQ(patches[k], 0.0) << "the class row is zero";
+  // Patch 1 of the grid is its top-right one: rows 0–1, columns 2–3.
+  EXPECT_EQ(Vec(patches.begin() + 2 * 8, patches.begin() + 3 * 8), (Vec{2, 3, 12, 13, 102, 103, 112, 113}));
+  // Patch 2 is bottom-left: rows 2–3, columns 0–1.
+  EXPECT_EQ(Vec(patches.begin() + 3 * 8, patches.begin() + 4 * 8), (Vec{20, 21, 30, 31, 120, 121, 130, 131}));
+}
+
+TEST(KernelForward, Sincos2dTable) {
+  // MAE's table for a 2×3 grid (rows y, columns x), d = 8: [sin x·ω, cos x·ω | sin y·ω, cos y·ω],
+  // ω = (1, 1/100) for d/4 = 2; a class row of zeros first.
+  const int d = 8;
+  Vec t(static_cast<size_t>(1 + 6) * d, -1.0);
+  sincos2d_table(t.data(), 2, 3, d, 1);
+  for (int i = 0; i < d; i++) EXPECT_EQ(t[i], 0.0);
+  for (int y = 0; y < 2; y++)
+    for (int x = 0; x < 3; x++) {
+      const double* row = t.data() + (1 + y * 3 + x) * d;
+      for (int k = 0; k < 2; k++) {
+        const double w = k == 0 ? 1.0 : 0.01;
+        EXPECT_NEAR(row[k], std::sin(x * w), 1e-15);
+        EXPECT_NEAR(row[2 + k], std::cos(x * w), 1e-15);
+        EXPECT_NEAR(row[4 + k], std::sin(y * w), 1e-15);
+        EXPECT_NEAR(row[6 + k], std::cos(y * w), 1e-15);
+      }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Softmax cross-entropy
 
@@ -564,6 +693,32 @@ TEST(KernelAttention, ForwardMatchesNaiveReference) {
         }
         EXPECT_NEAR(sum, 1.0, 1e-14);
       }
+  }
+}
+
+// Long enough for the causal kernel's row blocks (16 rows, the last one short) to matter.
+TEST(KernelAttention, CausalRowBlocksMatchReferenceAndGradients) {
+  for (Layout l : {Layout::none, Layout::kv, Layout::qkv}) {
+    SCOPED_TRACE(layout_name(l));
+    const int H = 2, KV = l == Layout::kv ? 1 : 2, Tn = 37;
+    const AttentionShape s = make_shape(l, 2, Tn, H, KV, kHd, true);
+    ASSERT_LT(s.row_block(), Tn);
+    std::mt19937_64 rng(31 + static_cast<int>(l));
+    Vec qkv = random_vec(qkv_size(s), rng, -1.5, 1.5);
+    const Vec R = random_vec(out_size(s), rng);
+    Vec out(out_size(s), 1e9), probs(probs_size(s), 1e9), ref_out, ref_probs;
+    attention_forward(out.data(), probs.data(), qkv.data(), s);
+    naive_attention(ref_out, ref_probs, qkv, s);
+    for (size_t i = 0; i < out.size(); i++) ASSERT_NEAR(out[i], ref_out[i], 1e-13) << "out " << i;
+    for (size_t i = 0; i < probs.size(); i++) ASSERT_NEAR(probs[i], ref_probs[i], 1e-14) << "probs " << i;
+    Forward forward = [&] {
+      attention_forward(out.data(), probs.data(), qkv.data(), s);
+      return out;
+    };
+    forward();
+    const Vec dqkv = run_attention_backward(s, qkv, probs, R);
+    expect_grad_close(std::string("blocked causal attention dqkv, ") + layout_name(l), dqkv,
+                      numeric_grad(qkv, forward, R));
   }
 }
 

@@ -65,11 +65,13 @@ GnuplotChart sweep_chart(const std::string& dir, const std::string& out) {
     fail("{}: not a sweep table (run `kvtie sweep` with a \"table\" section first)", path);
   const auto rows = t["rows"].get<std::vector<std::string>>();
   const auto columns = t["columns"].get<std::vector<std::string>>();
+  // Data files take double-quoted strings (the quotes are not shown); labels never hold quotes.
+  auto data_string = [](const std::string& x) { return "\"" + x + "\""; };
   std::string data = "# column";
-  for (const auto& r : rows) data += " " + gnuplot_quoted(r) + " spread";
+  for (const auto& r : rows) data += " " + data_string(r) + " spread";
   data += "\n";
   for (size_t c = 0; c < columns.size(); c++) {
-    data += gnuplot_quoted(columns[c]);
+    data += data_string(columns[c]);
     for (size_t r = 0; r < rows.size(); r++) {
       const auto& m = t["mean"][r][c];
       const auto& sp = t["spread"][r][c];
