@@ -12,6 +12,7 @@
 
 #include <omp.h>
 
+#include "kernels/fast_math.h"
 #include "kernels/gemm.h"
 #include "kernels/score_pos2d.h"
 
@@ -60,8 +61,9 @@ void attention_forward(T* out, T* probs, const T* qkv, const AttentionShape& s,
           T mx = -std::numeric_limits<T>::infinity();
           for (int j = 0; j < len; j++) mx = std::max(mx, row[j]);
           T sum = 0;
+#pragma omp simd reduction(+ : sum)
           for (int j = 0; j < len; j++) {
-            row[j] = std::exp(row[j] - mx);
+            row[j] = fast_exp(row[j] - mx);
             sum += row[j];
           }
           const T inv = T(1) / sum;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/fast_math.h"
 #include "kernels/parallel.h"
 
 namespace kvtie {
@@ -10,8 +11,8 @@ namespace kvtie {
 template <typename T>
 void gelu_forward(T* out, const T* inp, int64_t n) {
   constexpr T kInvSqrt2 = T(0.70710678118654752440);
-#pragma omp parallel for schedule(static) if (worth_threads(n))
-  for (int64_t i = 0; i < n; i++) out[i] = T(0.5) * inp[i] * (T(1) + std::erf(inp[i] * kInvSqrt2));
+#pragma omp parallel for simd schedule(static) if (worth_threads(n))
+  for (int64_t i = 0; i < n; i++) out[i] = T(0.5) * inp[i] * (T(1) + fast_erf(inp[i] * kInvSqrt2));
 }
 
 // dinp = dout · (Φ(x) + x·φ(x))   (overwritten)
@@ -19,11 +20,11 @@ template <typename T>
 void gelu_backward(T* dinp, const T* inp, const T* dout, int64_t n) {
   constexpr T kInvSqrt2 = T(0.70710678118654752440);
   constexpr T kInvSqrt2Pi = T(0.39894228040143267794);
-#pragma omp parallel for schedule(static) if (worth_threads(n))
+#pragma omp parallel for simd schedule(static) if (worth_threads(n))
   for (int64_t i = 0; i < n; i++) {
     const T x = inp[i];
-    const T cdf = T(0.5) * (T(1) + std::erf(x * kInvSqrt2));
-    const T pdf = kInvSqrt2Pi * std::exp(T(-0.5) * x * x);
+    const T cdf = T(0.5) * (T(1) + fast_erf(x * kInvSqrt2));
+    const T pdf = kInvSqrt2Pi * fast_exp(T(-0.5) * x * x);
     dinp[i] = dout[i] * (cdf + x * pdf);
   }
 }

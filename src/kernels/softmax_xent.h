@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/fast_math.h"
 #include "kernels/parallel.h"
 
 namespace kvtie {
@@ -18,9 +19,13 @@ void softmax_xent_forward(T* losses, T* lse, const T* logits, const int32_t* tar
 #pragma omp parallel for schedule(static) if (worth_threads(N * V))
   for (int64_t n = 0; n < N; n++) {
     const T* x = logits + n * V;
-    const T mx = *std::max_element(x, x + V);
-    double sum = 0.0;
-    for (int i = 0; i < V; i++) sum += std::exp(static_cast<double>(x[i] - mx));
+    T mx = x[0];
+#pragma omp simd reduction(max : mx)
+    for (int i = 0; i < V; i++) mx = std::max(mx, x[i]);
+    // The simd reduction keeps one partial sum per vector lane: V/16 terms each in float.
+    T sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < V; i++) sum += fast_exp(x[i] - mx);
     const T l = mx + static_cast<T>(std::log(sum));
     lse[n] = l;
     losses[n] = targets[n] == kIgnoreIndex ? T(0) : l - x[targets[n]];
@@ -40,7 +45,9 @@ void softmax_xent_backward(T* dlogits, const T* logits, const T* lse, const int3
       std::fill(d, d + V, T(0));
       continue;
     }
-    for (int i = 0; i < V; i++) d[i] = std::exp(x[i] - lse[n]) * dloss;
+    const T l = lse[n];
+#pragma omp simd
+    for (int i = 0; i < V; i++) d[i] = fast_exp(x[i] - l) * dloss;
     d[targets[n]] -= dloss;
   }
 }
