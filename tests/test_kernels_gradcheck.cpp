@@ -829,8 +829,8 @@ void check_adamw(double grad_scale, double wd, double tol) {
     step++;
     ref.step(pr, *g, grad_scale);
     const std::vector<T> gt(g->begin(), g->end());
-    adamw_update(p.data(), gt.data(), m.data(), v.data(), static_cast<int64_t>(n),
-                 AdamWStep{ref.lr, ref.beta1, ref.beta2, ref.eps, wd, step, grad_scale});
+    adamw_update(p.data(), gt.data(), m.data(), v.data(), {{0, static_cast<int64_t>(n), true}},
+                 static_cast<int64_t>(n), AdamWStep{ref.lr, ref.beta1, ref.beta2, ref.eps, wd, step, grad_scale});
     for (size_t i = 0; i < n; i++) {
       EXPECT_NEAR(p[i], pr[i], tol * std::max(1.0, std::abs(pr[i]))) << "step " << step << " param " << i;
       EXPECT_NEAR(m[i], ref.m[i], tol * std::max(1.0, std::abs(ref.m[i]))) << "step " << step << " m " << i;
@@ -844,11 +844,35 @@ TEST(KernelAdamW, MatchesTorchFormulaGradScaleDouble) { check_adamw<double>(0.25
 TEST(KernelAdamW, MatchesTorchFormulaNoDecayDouble) { check_adamw<double>(1.0, 0.0, 1e-14); }
 TEST(KernelAdamW, MatchesTorchFormulaFloat) { check_adamw<float>(0.5, 0.1, 2e-6); }
 
+// Spans without decay are left undecayed, and threads slicing the buffer change nothing.
+TEST(KernelAdamW, SpansAndThreads) {
+  const int64_t n = 50000;  // enough for threads
+  std::mt19937_64 rng(5);
+  const Vec p0 = random_vec(n, rng), g = random_vec(n, rng);
+  const std::vector<AdamWSpan> spans = {{0, 20000, true}, {20000, 7, false}, {20007, n - 20007, true}};
+  const AdamWStep a{1e-2, 0.9, 0.95, 1e-8, 0.1, 1, 1.0};
+  std::vector<Vec> results;
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    Vec p = p0, m(n, 0.0), v(n, 0.0);
+    adamw_update(p.data(), g.data(), m.data(), v.data(), spans, n, a);
+    results.push_back(p);
+  }
+  omp_set_num_threads(1);
+  EXPECT_EQ(results[0], results[1]);
+  EXPECT_EQ(results[0], results[2]);
+  // At step 1 the update is p(1 − lr·wd) − lr·sign(g) (up to eps): decay shows in the first term.
+  for (int64_t i : {int64_t{0}, int64_t{20003}, n - 1}) {
+    const double decay = (i >= 20000 && i < 20007) ? 1.0 : 1.0 - 1e-3;
+    EXPECT_NEAR(results[0][i], p0[i] * decay - 1e-2 * (g[i] > 0 ? 1 : -1), 1e-7) << i;  // eps/|g| ≪ 1e-7
+  }
+}
+
 TEST(KernelAdamW, FirstStepByHand) {
   // Step 1 from zero moments: m̂ = g, v̂ = g², so p ← p(1 − lr·wd) − lr·g/(|g| + eps).
   const double lr = 0.1, wd = 0.5, eps = 1e-8;
   double p = 2.0, g = -4.0, m = 0.0, v = 0.0;
-  adamw_update(&p, &g, &m, &v, 1, AdamWStep{lr, 0.9, 0.999, eps, wd, 1, 0.5});
+  adamw_update(&p, &g, &m, &v, {{0, 1, true}}, 1, AdamWStep{lr, 0.9, 0.999, eps, wd, 1, 0.5});
   const double gs = -2.0;  // g · grad_scale
   EXPECT_NEAR(m, 0.1 * gs, 1e-15);
   EXPECT_NEAR(v, 0.001 * gs * gs, 1e-15);

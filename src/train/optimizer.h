@@ -30,11 +30,9 @@ class AdamW {
     step_++;
     // As torch.nn.utils.clip_grad_norm_: the 1e-6 keeps a zero gradient finite.
     const double scale = c.grad_clip > 0 ? std::min(1.0, c.grad_clip / (norm + 1e-6)) : 1.0;
-    for (const auto& t : model.layout().tensors) {
-      const AdamWStep a{lr, c.beta1, c.beta2, c.eps, t.decay ? c.weight_decay : 0.0, step_, scale};
-      adamw_update(model.params() + t.offset, model.grads() + t.offset, m_.data() + t.offset, v_.data() + t.offset,
-                   t.numel, a);
-    }
+    if (spans_.empty()) spans_ = decay_spans(model.layout());
+    adamw_update(model.params(), model.grads(), m_.data(), v_.data(), spans_, n,
+                 {lr, c.beta1, c.beta2, c.eps, c.weight_decay, step_, scale});
     return {norm, false};
   }
 
@@ -45,7 +43,20 @@ class AdamW {
   void set_steps_taken(int64_t s) { step_ = s; }
 
  private:
+  // Neighbouring tensors with the same decay setting merge into one span.
+  static std::vector<AdamWSpan> decay_spans(const ParamLayout& layout) {
+    std::vector<AdamWSpan> spans;
+    for (const auto& t : layout.tensors) {
+      if (!spans.empty() && spans.back().decay == t.decay && spans.back().offset + spans.back().numel == t.offset)
+        spans.back().numel += t.numel;
+      else
+        spans.push_back({t.offset, t.numel, t.decay});
+    }
+    return spans;
+  }
+
   std::vector<T> m_, v_;  // allocated once, with the model
+  std::vector<AdamWSpan> spans_;
   int64_t step_ = 0;
 };
 
