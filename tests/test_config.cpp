@@ -191,6 +191,59 @@ TEST(ConfigErrors, ScorePos2dWithCausal) {
   EXPECT_PARSE_ERROR(with(with(base(), "score_pos2d", true), "causal", true), "score_pos2d", "causal");
 }
 
+// An image model (docs/vision.md): 1×28×28 in 7×7 patches, 16 patches.
+json vit() {
+  return json{{"n_layer", 2},
+              {"n_head", 4},
+              {"d_model", 64},
+              {"n_classes", 10},
+              {"image", {{"channels", 1}, {"height", 28}, {"width", 28}, {"patch", 7}}}};
+}
+
+json with_image(json j, const std::string& key, const json& value) {
+  j["image"][key] = value;
+  return j;
+}
+
+TEST(ConfigErrors, ImageShape) {
+  EXPECT_PARSE_ERROR(with_image(vit(), "patch", 8), "model.image.patch", "does not divide", "28×28");
+  EXPECT_PARSE_ERROR(with_image(with_image(vit(), "width", 30), "patch", 14), "model.image.patch", "28×30");
+  EXPECT_PARSE_ERROR(with_image(vit(), "patch", 0), "model.image.patch");
+  EXPECT_PARSE_ERROR(with_image(vit(), "channels", -1), "model.image.channels");
+  EXPECT_PARSE_ERROR(with_image(vit(), "depth", 3), "model.image.depth", "unknown key");
+  json missing = vit();
+  missing["image"].erase("height");
+  EXPECT_PARSE_ERROR(missing, "model.image.height", "missing");
+  EXPECT_PARSE_ERROR(with(vit(), "image", 28), "model.image", "object");
+}
+
+TEST(ConfigErrors, ImageModelsAreBidirectionalPooledClassifiers) {
+  EXPECT_PARSE_ERROR(with(vit(), "causal", true), "model.causal", "false");
+  EXPECT_PARSE_ERROR(with(vit(), "head", "lm"), "model.head", "pooled");
+  EXPECT_PARSE_ERROR(with(vit(), "head", "token"), "model.head", "pooled");
+  EXPECT_PARSE_ERROR(without(vit(), "n_classes"), "model.n_classes");
+  EXPECT_PARSE_ERROR(with(vit(), "vocab_size", 32), "model.vocab_size", "pixels");
+}
+
+TEST(ConfigErrors, ImageMaxSeqLenIsDerived) {
+  EXPECT_PARSE_ERROR(with(vit(), "max_seq_len", 17), "model.max_seq_len", "16 patches", "16 positions", "derived");
+  EXPECT_PARSE_ERROR(with(with(vit(), "pool", "cls"), "max_seq_len", 16), "model.max_seq_len", "class token",
+                     "17 positions");
+  EXPECT_EQ(parse_model_config(with(vit(), "max_seq_len", 16)).max_seq_len, 16);
+}
+
+TEST(ConfigErrors, PoolAndPositions) {
+  EXPECT_PARSE_ERROR(with(vit(), "pool", "max"), "model.pool", "cls");
+  const json pooled = with(with(with(base(), "head", "pooled"), "n_classes", 3), "causal", false);
+  EXPECT_EQ(parse_model_config(with(pooled, "pool", "mean")).pool, Pool::mean);
+  EXPECT_PARSE_ERROR(with(pooled, "pool", "cls"), "model.pool", "image models only");
+  EXPECT_PARSE_ERROR(with(base(), "pool", "mean"), "model.pool", "pooled");
+  EXPECT_PARSE_ERROR(with(base(), "pos", "sincos2d"), "model.pos", "image models only");
+  EXPECT_PARSE_ERROR(with(with(with(vit(), "pos", "sincos2d"), "d_model", 66), "head_dim", 11), "model.pos",
+                     "multiple of 4");
+  EXPECT_PARSE_ERROR(with(vit(), "pos", "rope"), "model.pos", "sincos2d");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Valid configs
 
@@ -263,6 +316,40 @@ TEST(Config, JsonRoundTrip) {
     EXPECT_EQ(back.n_kv_head, c.n_kv_head);
     EXPECT_EQ(back.d_ff, c.d_ff);
   }
+}
+
+TEST(Config, ImageModel) {
+  const ModelConfig c = parse_model_config(vit());
+  EXPECT_TRUE(c.is_image());
+  EXPECT_EQ(c.input, Input::image);
+  EXPECT_EQ(c.image.n_patches(), 16);
+  EXPECT_EQ(c.image.patch_dim(), 49);
+  EXPECT_EQ(c.max_seq_len, 16);  // derived
+  EXPECT_EQ(c.vocab_size, 0);
+  EXPECT_FALSE(c.causal);        // the default for images
+  EXPECT_EQ(c.head, Head::pooled);  // likewise
+  EXPECT_EQ(c.pool, Pool::mean);
+  EXPECT_EQ(c.pos, PosEmb::learned);
+  EXPECT_EQ(c.n_outputs(), 10);
+
+  const ModelConfig cls = parse_model_config(
+      with(with(with_image(with_image(vit(), "channels", 3), "width", 21), "pool", "cls"), "pos", "sincos2d"));
+  EXPECT_EQ(cls.image.grid_h(), 4);
+  EXPECT_EQ(cls.image.grid_w(), 3);
+  EXPECT_EQ(cls.max_seq_len, 13);  // 12 patches + the class token
+  EXPECT_EQ(cls.pool, Pool::cls);
+  EXPECT_EQ(cls.pos, PosEmb::sincos2d);
+
+  // Round trip: no vocab_size, the image object and the pooling written out.
+  for (const ModelConfig& m : {c, cls}) {
+    const json out = to_json(m);
+    EXPECT_FALSE(out.contains("vocab_size"));
+    EXPECT_EQ(out.at("image").at("patch"), 7);
+    EXPECT_EQ(to_json(parse_model_config(json::parse(out.dump()))), out);
+  }
+  // A token model's JSON is unchanged: no image or pool keys.
+  EXPECT_FALSE(to_json(parse_model_config(base())).contains("pool"));
+  EXPECT_FALSE(to_json(parse_model_config(base())).contains("image"));
 }
 
 TEST(Config, ShareNames) {

@@ -310,6 +310,28 @@ TEST(KernelGradCheck, Gelu) {
   for (size_t i = 0; i < x.size(); i++) EXPECT_NEAR(y[i], expect[i], 1e-15) << "gelu(" << x[i] << ")";
 }
 
+// The fused bias + GELU equals adding the bias then GELU, and leaves the biased input in place.
+TEST(KernelGelu, BiasGeluEqualsBiasThenGelu) {
+  std::mt19937_64 rng(52);
+  const int64_t N = 7;
+  const int OC = 13;
+  const Vec x0 = random_vec(N * OC, rng, -3, 3), b = random_vec(OC, rng);
+  Vec pre = x0, out(x0.size()), want_pre(x0.size()), want(x0.size());
+  for (int64_t n = 0; n < N; n++)
+    for (int i = 0; i < OC; i++) want_pre[n * OC + i] = x0[n * OC + i] + b[i];
+  gelu_forward(want.data(), want_pre.data(), N * OC);
+  bias_gelu_forward(out.data(), pre.data(), b.data(), N, OC);
+  EXPECT_EQ(pre, want_pre);
+  EXPECT_EQ(out, want);
+  std::vector<float> xf(x0.begin(), x0.end()), bf(b.begin(), b.end()), of(xf.size()), wf(xf.size());
+  for (int64_t n = 0; n < N; n++)
+    for (int i = 0; i < OC; i++) wf[n * OC + i] = xf[n * OC + i] + bf[i];
+  gelu_forward(of.data(), wf.data(), N * OC);  // float: the vectorised erf
+  std::vector<float> pf = xf, gf(xf.size());
+  bias_gelu_forward(gf.data(), pf.data(), bf.data(), N, OC);
+  EXPECT_EQ(gf, of);
+}
+
 TEST(KernelGradCheck, Residual) {
   std::mt19937_64 rng(51);
   const int64_t n = 33;

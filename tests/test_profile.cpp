@@ -138,6 +138,25 @@ std::vector<ModelConfig> config_grid() {
         }
       }
     }
+  // Image models: every share, both poolings, every position kind, GQA (3×8×12 in 4×4 patches).
+  int i = 0;
+  for (const char* share : {"none", "kv", "qk", "qkv"})
+    for (const char* pool : {"cls", "mean"})
+      for (const char* pos : {"learned", "sincos2d", "none"}) {
+        const bool grouped = (i++ % 2) && (std::string(share) == "none" || std::string(share) == "kv");
+        const json image = {{"channels", 3}, {"height", 8}, {"width", 12}, {"patch", 4}};
+        out.push_back(parse_model_config(json{{"n_layer", 1 + i % 2},
+                                              {"n_head", 4},
+                                              {"n_kv_head", grouped ? 2 : 4},
+                                              {"d_model", 16},
+                                              {"d_ff", 24},
+                                              {"share", share},
+                                              {"pos", pos},
+                                              {"n_classes", 5},
+                                              {"pool", pool},
+                                              {"score_pos2d", i % 3 == 0},
+                                              {"image", image}}));
+      }
   return out;
 }
 
@@ -151,13 +170,15 @@ TEST(ProfileTheory, ParamsEqualTheLayoutForEveryConfig) {
     const ParamCounts n = count_params(c);
     ASSERT_EQ(n.total(), layout.total) << to_json(c).dump();
     // Each component against the tensors named for it.
-    int64_t emb = 0, qkv = 0, out = 0, mlp = 0, norms = 0, head = 0;
+    int64_t emb = 0, qkv = 0, out = 0, mlp = 0, norms = 0, head = 0, pos2d = 0;
     for (const auto& t : layout.tensors) {
       const std::string& s = t.name;
-      if (s.starts_with("tok_emb") || s.starts_with("pos_emb"))
+      if (s.starts_with("tok_emb") || s.starts_with("pos_emb") || s.starts_with("patch_emb") || s == "cls_token")
         emb += t.numel;
       else if (s.find(".attn.out.") != std::string::npos)
         out += t.numel;
+      else if (s.find(".attn.pos2d.") != std::string::npos)
+        pos2d += t.numel;
       else if (s.find(".attn.") != std::string::npos)
         qkv += t.numel;
       else if (s.find(".mlp.") != std::string::npos)
@@ -175,6 +196,7 @@ TEST(ProfileTheory, ParamsEqualTheLayoutForEveryConfig) {
     EXPECT_EQ(n.mlp, mlp);
     EXPECT_EQ(n.norms, norms);
     EXPECT_EQ(n.head, head);
+    EXPECT_EQ(n.score_pos2d, pos2d);
     checked++;
   }
   EXPECT_GE(checked, 100);
@@ -187,7 +209,8 @@ TEST(ProfileTheory, ProjectionMacsAreWeightElementsPerToken) {
     const ParamLayout layout = make_param_layout(c);
     double block_weights = 0;
     for (const auto& t : layout.tensors)
-      if (t.shape.size() == 2 && t.name.starts_with("blocks.")) block_weights += static_cast<double>(t.numel);
+      if (t.shape.size() == 2 && t.name.starts_with("blocks.") && t.name.find(".pos2d.") == std::string::npos)
+        block_weights += static_cast<double>(t.numel);  // (the (X)+ weights act per pair, not per token)
     for (int64_t B : {1, 3}) {
       const int64_t T = 7;
       const Cost k = pass_cost(c, {.tokens = T, .batch = B});
@@ -202,6 +225,25 @@ TEST(ProfileTheory, ProjectionMacsAreWeightElementsPerToken) {
       EXPECT_EQ(d.scores.macs, c.n_layer * B * 2.0 * c.n_head * c.head_dim * T);
     }
   }
+}
+
+TEST(ProfileTheory, PatchEmbeddingMacsAreItsWeightElementsPerPatch) {
+  int checked = 0;
+  for (const ModelConfig& c : config_grid()) {
+    const ParamLayout layout = make_param_layout(c);
+    const ParamTensor* w = layout.find("patch_emb.weight");
+    if (!c.is_image()) {
+      EXPECT_EQ(w, nullptr);
+      EXPECT_EQ(pass_cost(c, {.tokens = 7, .batch = 2}).embed.macs, 0);
+      continue;
+    }
+    ASSERT_NE(w, nullptr);
+    const Cost k = pass_cost(c, {.tokens = c.max_seq_len, .batch = 3});
+    EXPECT_EQ(k.embed.macs, 3.0 * c.image.n_patches() * static_cast<double>(w->numel));
+    EXPECT_EQ(k.macs(), k.embed.macs + k.qkv.macs + k.out.macs + k.scores.macs + k.mlp.macs + k.head.macs);
+    checked++;
+  }
+  EXPECT_EQ(checked, 24);
 }
 
 TEST(ProfileTheory, TrainingStepIsThreeForwardsAndPrefillDropsLogits) {
@@ -364,6 +406,27 @@ TEST(ProfileMeasure, KvCacheBytesAgreeForEveryVariantAndDtype) {
   const Measurement m = measure(cls, {.tokens = 4, .repeats = 1});
   EXPECT_FALSE(m.kv_cache_bytes);
   EXPECT_FALSE(m.decode_tokens_per_second);
+}
+
+TEST(ProfileMeasure, ImageModelAgreesWithTheory) {
+  const json image = {{"channels", 1}, {"height", 28}, {"width", 28}, {"patch", 7}};
+  const ModelConfig c = parse_model_config(json{{"n_layer", 2},
+                                                {"n_head", 4},
+                                                {"d_model", 32},
+                                                {"share", "kv"},
+                                                {"pos", "sincos2d"},
+                                                {"pool", "cls"},
+                                                {"n_classes", 10},
+                                                {"image", image}});
+  const Measurement m = measure(c, {.tokens = 17, .batch = 2, .repeats = 1});
+  EXPECT_EQ(m.arena_bytes, m.arena_bytes_theory);
+  EXPECT_GT(m.forward_seconds, 0);
+  EXPECT_EQ(m.forward_flops, pass_cost(c, {.tokens = 17, .batch = 2}).flops());
+  EXPECT_FALSE(m.kv_cache_bytes);  // no decode path
+  // An image model runs all its positions, no fewer.
+  const std::string e = error_of([&] { measure(c, {.tokens = 16, .repeats = 1}); });
+  EXPECT_NE(e.find("--context"), std::string::npos) << e;
+  EXPECT_NE(e.find("17"), std::string::npos) << e;
 }
 
 TEST(ProfileMeasure, LayersAreCutToFitTheBudget) {

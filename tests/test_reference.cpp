@@ -1,6 +1,7 @@
 // kvtie against PyTorch: logits, loss, every parameter gradient and 10 AdamW steps of the tiny
 // models in tests/reference/reference.safetensors (made by make_reference.py; no PyTorch needed
-// here). Double precision must agree to rounding; float32 within fp32 tolerance.
+// here), language models and ViTs (image cases: CASE/images instead of CASE/tokens). Double
+// precision must agree to rounding; float32 within fp32 tolerance.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -52,15 +53,28 @@ struct Tolerance<float> {
 template <typename T>
 void check_case(const std::string& name) {
   const ModelConfig c = parse_model_config(nlohmann::json::parse(fixture().metadata().at(name)), name);
-  const std::vector<int32_t> tokens = read_i32(fixture().get(name + "/tokens"), name);
   const std::vector<int32_t> targets = read_i32(fixture().get(name + "/targets"), name);
-  const SafeTensor& tok = fixture().get(name + "/tokens");
-  const int B = static_cast<int>(tok.shape[0]), Tn = static_cast<int>(tok.shape[1]);
+  // Token models read CASE/tokens [B, T]; image models CASE/images [B, C, H, W] (float32 values).
+  const SafeTensor& in = fixture().get(name + (c.is_image() ? "/images" : "/tokens"));
+  const int B = static_cast<int>(in.shape[0]), Tn = c.is_image() ? c.max_seq_len : static_cast<int>(in.shape[1]);
+  std::vector<int32_t> tokens;
+  std::vector<float> images;
+  if (c.is_image()) {
+    ASSERT_EQ(in.shape, (std::vector<int64_t>{B, c.image.channels, c.image.height, c.image.width}));
+    images.resize(in.numel());
+    read_floats(in, images.data(), in.numel(), name);
+  } else {
+    tokens = read_i32(in, name);
+  }
   Transformer<T> model(c, B, c.max_seq_len);
   for (const auto& t : model.layout().tensors)
     read_floats(fixture().get(name + "/param/" + t.name), model.params() + t.offset, t.numel, name);
+  auto forward = [&] {
+    return c.is_image() ? model.forward_images(images.data(), targets.data(), B)
+                        : model.forward(tokens.data(), targets.data(), B, Tn);
+  };
 
-  const T loss = model.forward(tokens.data(), targets.data(), B, Tn);
+  const T loss = forward();
   const auto want_logits = tensor<double>(name + "/logits");
   ASSERT_EQ(static_cast<int64_t>(want_logits.size()), model.logits_rows() * c.n_outputs());
   EXPECT_LT(test::scaled_error(model.logits(), want_logits.data(), want_logits.size()), Tolerance<T>::forward);
@@ -86,7 +100,7 @@ void check_case(const std::string& name) {
   const auto want_losses = tensor<double>(name + "/adamw_losses");
   for (size_t step = 0; step < want_losses.size(); step++) {
     model.zero_grad();
-    const T l = model.forward(tokens.data(), targets.data(), B, Tn);
+    const T l = forward();
     EXPECT_LT(std::abs(l - want_losses[step]) / want_losses[step], Tolerance<T>::adamw) << "step " << step;
     model.backward();
     opt.step(model, tc, 1e-2);
@@ -108,11 +122,19 @@ INSTANTIATE_TEST_SUITE_P(Cases, Reference, testing::ValuesIn(case_names()),
                          [](const testing::TestParamInfo<std::string>& p) { return p.param; });
 
 TEST(Reference, FixtureHasEveryVariant) {
-  std::set<std::string> shares;
-  for (const auto& name : case_names())
-    shares.insert(nlohmann::json::parse(fixture().metadata().at(name))["share"].get<std::string>());
+  std::set<std::string> shares, pools, image_pos;
+  for (const auto& name : case_names()) {
+    const auto j = nlohmann::json::parse(fixture().metadata().at(name));
+    shares.insert(j["share"].get<std::string>());
+    if (j.contains("image")) {
+      pools.insert(j["pool"].get<std::string>());
+      image_pos.insert(j["pos"].get<std::string>());
+    }
+  }
   EXPECT_EQ(shares, (std::set<std::string>{"none", "kv", "qk", "qkv"}));
-  EXPECT_GE(case_names().size(), 13u);
+  EXPECT_EQ(pools, (std::set<std::string>{"cls", "mean"}));
+  EXPECT_EQ(image_pos, (std::set<std::string>{"learned", "sincos2d"}));
+  EXPECT_GE(case_names().size(), 20u);
 }
 
 }  // namespace

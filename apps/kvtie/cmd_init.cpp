@@ -37,6 +37,11 @@ void add_init(CLI::App& app) {
       fmt::print("{}\n", nlohmann::json{{"path", o->out}, {"variant", variant_label(mc)}, {"params", model.num_params()},
                                         {"kv_bytes_per_token_fp16", kv}, {"config", to_json(mc)}}
                              .dump());
+    } else if (mc.is_image()) {  // a bidirectional classifier: no KV cache to speak of
+      fmt::print("wrote {}: {} ViT ({} layers, d_model {}, {} heads / {} kv heads; {}×{}×{} images in {}×{} patches, {} "
+                 "positions), {} parameters\n",
+                 o->out, variant_label(mc), mc.n_layer, mc.d_model, mc.n_head, mc.n_kv_head, mc.image.channels,
+                 mc.image.height, mc.image.width, mc.image.patch, mc.image.patch, mc.max_seq_len, model.num_params());
     } else {
       fmt::print("wrote {}: {} ({} layers, d_model {}, {} heads / {} kv heads), {} parameters, KV cache {}/token at fp16\n",
                  o->out, variant_label(mc), mc.n_layer, mc.d_model, mc.n_head, mc.n_kv_head, model.num_params(),

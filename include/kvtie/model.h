@@ -1,6 +1,7 @@
 #pragma once
 // The transformer of DESIGN.md §1 with every `share` variant, MHA/GQA/MQA, causal or
-// bidirectional, and an LM (tied), per-token or pooled classification head.
+// bidirectional, and an LM (tied), per-token or pooled classification head. An image config makes
+// it a ViT (docs/vision.md): patch embedding, optional class token, the same trunk and a pooled head.
 //
 // Parameters, gradients and activations live in one arena sized from the config and the largest
 // batch the caller will run; forward/backward never allocate. T is float for real work and double
@@ -41,7 +42,12 @@ class Transformer {
   // tokens [B, Tn]; targets [B, Tn] (lm, token heads) or [B] (pooled head), -1 = not scored, or
   // null to only compute logits. Returns the mean loss over scored targets (0 when none).
   T forward(const int32_t* tokens, const int32_t* targets, int B, int Tn);
+  // The image model's forward: images [B, C, H, W] (config().image; normalised floats), labels [B]
+  // (-1 = not scored) or null. The sequence is config().max_seq_len long: the class token (pool =
+  // cls), then the patches. The model must have been built with max_seq = max_seq_len.
+  T forward_images(const float* images, const int32_t* labels, int B);
   // grads += loss_scale · d(mean loss)/d(params) for the last forward, which must have had targets.
+  // Follows either forward.
   void backward(T loss_scale = T(1));
   void zero_grad();
 
@@ -57,6 +63,9 @@ class Transformer {
 
  private:
   void check_inputs(const int32_t* tokens, const int32_t* targets, int B, int Tn) const;
+  void check_targets(const int32_t* targets, int B, int Tn) const;
+  // The blocks, LN_f, the head and the loss, from the embedding output of the last forward.
+  T forward_trunk(const int32_t* targets);
 
   ModelConfig config_;
   ParamLayout layout_;

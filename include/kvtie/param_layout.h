@@ -35,7 +35,11 @@ struct BlockOffsets {
 struct ParamLayout {
   std::vector<ParamTensor> tensors;
   int64_t total = 0;
-  int64_t tok_emb = 0, pos_emb = -1;  // pos_emb is -1 when the config has no learned positions
+  int64_t tok_emb = 0, pos_emb = -1;  // pos_emb is -1 when the config has no learned positions;
+                                      // tok_emb is -1 for an image model
+  // Image models: patch_emb.weight [d, C·p·p] (a Conv2d weight [d, C, p, p] flattened),
+  // patch_emb.bias [d], and cls_token [d] with pool = cls; -1 otherwise.
+  int64_t patch_w = -1, patch_b = -1, cls_token = -1;
   std::vector<BlockOffsets> blocks;
   int64_t lnf_w = 0, lnf_b = 0;
   int64_t head_w = -1, head_b = -1;  // -1 for the tied LM head

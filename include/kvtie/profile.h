@@ -37,7 +37,8 @@ int64_t kv_cache_bytes(const ModelConfig& c, int64_t context, int64_t batch, KvD
 // Parameters
 
 struct ParamCounts {
-  int64_t embeddings = 0;  // tok_emb (+ pos_emb); the LM head is tied to tok_emb
+  int64_t embeddings = 0;  // tok_emb (+ pos_emb); the LM head is tied to tok_emb. Image models:
+                           // patch_emb (+ cls_token) (+ pos_emb)
   int64_t attn_qkv = 0;    // the distinct Q/K/V projections, weights and biases
   int64_t attn_out = 0;    // the output projection, weight and bias
   int64_t mlp = 0;         // fc and proj, weights and biases
@@ -60,6 +61,7 @@ struct Term {
 };
 
 struct Cost {
+  Term embed;   // the patch embedding of an image model (0 for tokens: a table lookup)
   Term qkv;     // the distinct Q/K/V projections
   Term out;     // the output projection
   Term scores;  // Q·Kᵀ and P·V over the attended (query, key) pairs, and the softmax

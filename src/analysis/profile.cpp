@@ -87,7 +87,9 @@ int64_t kv_cache_bytes(const ModelConfig& c, int64_t context, int64_t batch, KvD
 ParamCounts count_params(const ModelConfig& c) {
   const int64_t L = c.n_layer, d = c.d_model, P = c.attn_proj_dim(), q = c.q_dim(), ff = c.d_ff;
   ParamCounts p;
-  p.embeddings = static_cast<int64_t>(c.vocab_size) * d + (c.pos == PosEmb::learned ? c.max_seq_len * d : 0);
+  const int64_t inputs = c.is_image() ? d * c.image.patch_dim() + d + c.n_cls_tokens() * d  // patch_emb, cls_token
+                                      : static_cast<int64_t>(c.vocab_size) * d;               // tok_emb
+  p.embeddings = inputs + (c.pos == PosEmb::learned ? c.max_seq_len * d : 0);
   p.attn_qkv = L * (P * d + P);
   p.attn_out = L * (d * q + d);
   p.mlp = L * (2 * d * ff + ff + d);
@@ -111,13 +113,15 @@ constexpr double kLossFlops = 4;       // log-sum-exp per logit: max, −max, ex
 constexpr double kAddFlops = 1;        // a bias, a residual, the position embedding, a pooled sum
 }  // namespace
 
-double Cost::macs() const { return qkv.macs + out.macs + scores.macs + mlp.macs + head.macs + misc.macs; }
+double Cost::macs() const {
+  return embed.macs + qkv.macs + out.macs + scores.macs + mlp.macs + head.macs + misc.macs;
+}
 double Cost::flops() const {
-  return qkv.flops() + out.flops() + scores.flops() + mlp.flops() + head.flops() + misc.flops();
+  return embed.flops() + qkv.flops() + out.flops() + scores.flops() + mlp.flops() + head.flops() + misc.flops();
 }
 Cost Cost::scaled(double f) const {
   Cost r = *this;
-  for (Term* t : {&r.qkv, &r.out, &r.scores, &r.mlp, &r.head, &r.misc}) {
+  for (Term* t : {&r.embed, &r.qkv, &r.out, &r.scores, &r.mlp, &r.head, &r.misc}) {
     t->macs *= f;
     t->other *= f;
   }
@@ -137,6 +141,10 @@ Cost pass_cost(const ModelConfig& c, const PassShape& s) {
   const double lnf_rows = pooled || s.kind == PassKind::forward ? N : B;
 
   Cost k;
+  if (c.is_image()) {  // the patch embedding: one [C·p·p] → [d] linear layer (with bias) per patch
+    const double patch_rows = N - B * (decode ? 0 : c.n_cls_tokens());
+    k.embed = {patch_rows * c.image.patch_dim() * d, patch_rows * d * kAddFlops};
+  }
   k.qkv = {L * N * d * P, L * N * P * kAddFlops};
   k.out = {L * N * q * d, L * N * d * kAddFlops};
   // Q·Kᵀ and P·V each cost head_dim MACs per pair and head; n_head · head_dim = q.
@@ -145,9 +153,9 @@ Cost pass_cost(const ModelConfig& c, const PassShape& s) {
   k.scores = {L * B * 2 * q * pairs, L * B * c.n_head * (pairs * kSoftmaxFlops + pos2d_flops)};
   k.mlp = {L * N * 2 * d * ff, L * N * ((ff + d) * kAddFlops + ff * kGeluFlops)};
   k.head = {logit_rows * d * V, logit_rows * V * ((c.head == Head::lm ? 0 : kAddFlops) + (s.loss ? kLossFlops : 0))};
-  k.misc.other = (c.pos == PosEmb::learned ? N * d * kAddFlops : 0) +
+  k.misc.other = (c.pos != PosEmb::none ? N * d * kAddFlops : 0) +
                  L * N * d * (2 * kLayerNormFlops + 2 * kAddFlops) + lnf_rows * d * kLayerNormFlops +
-                 (pooled ? N * d * kAddFlops : 0);
+                 (pooled && c.pool == Pool::mean ? N * d * kAddFlops : 0);
   return k;
 }
 
@@ -261,9 +269,13 @@ int64_t model_arena_bytes(const ModelConfig& c, int max_batch, int max_seq, int 
   auto t = [&](int64_t count) { buf(count, element_bytes); };
   t(params);
   t(params);
-  buf(N, 4);  // tokens
-  buf(N, 4);  // targets
+  if (c.is_image())
+    t(N * c.image.patch_dim());  // the images' patches (im2col)
+  else
+    buf(N, 4);  // tokens
+  buf(N, 4);    // targets
   t(N * d);
+  if (c.pos == PosEmb::sincos2d) t(static_cast<int64_t>(c.max_seq_len) * d);  // the fixed position table
   for (int l = 0; l < c.n_layer; l++) {
     t(N * d), t(N), t(N);  // ln1, mean, rstd
     t(N * P);

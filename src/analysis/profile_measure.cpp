@@ -65,6 +65,9 @@ int check_measurable(const ModelConfig& c, const MeasureOptions& o) {
   if (o.tokens < 1 || o.tokens > c.max_seq_len)
     fail("--context: {} is outside [1, max_seq_len {}]: the measured forward pass needs a position for every token",
          o.tokens, c.max_seq_len);
+  if (c.is_image() && o.tokens != c.max_seq_len)
+    fail("--context: {} is not {}: an image model always runs all its positions ({} patches{})", o.tokens,
+         c.max_seq_len, c.image.n_patches(), c.n_cls_tokens() ? " + the class token" : "");
   if (o.repeats < 1) fail("--repeats: must be at least 1, got {}", o.repeats);
   if (o.batch < 1) fail("--batch: must be at least 1, got {}", o.batch);
   if (o.decode_steps < 0) fail("--decode-steps: must be at least 0, got {}", o.decode_steps);
@@ -103,12 +106,22 @@ Measurement measure(const ModelConfig& c, const MeasureOptions& o) {
     Transformer<float> model(m.built, B, T);
     model.init_weights(o.seed);
     Rng rng(o.seed + 1);
-    std::vector<int32_t> tokens(static_cast<size_t>(B) * T);
-    for (int32_t& t : tokens) t = static_cast<int32_t>(rng.below(static_cast<uint64_t>(c.vocab_size)));
+    std::vector<int32_t> tokens;
+    std::vector<float> images;
+    if (c.is_image()) {
+      images.resize(static_cast<size_t>(B) * c.image.pixels());
+      for (float& x : images) x = static_cast<float>(rng.normal());
+    } else {
+      tokens.resize(static_cast<size_t>(B) * T);
+      for (int32_t& t : tokens) t = static_cast<int32_t>(rng.below(static_cast<uint64_t>(c.vocab_size)));
+    }
     m.forward_seconds = std::numeric_limits<double>::infinity();
     for (int r = 0; r < o.repeats; r++) {
       const auto start = std::chrono::steady_clock::now();
-      model.forward(tokens.data(), nullptr, B, T);
+      if (c.is_image())
+        model.forward_images(images.data(), nullptr, B);
+      else
+        model.forward(tokens.data(), nullptr, B, T);
       m.forward_seconds = std::min(m.forward_seconds, seconds_since(start));
     }
     m.arena_bytes = static_cast<int64_t>(model.arena_bytes());

@@ -292,9 +292,11 @@ Table params_table(const ModelProfile& p) {
     }
     t.rows.push_back(std::move(row));
   }
-  t.notes.push_back(
-      "the LM head is tied to tok_emb and counted once, in embeddings (tok_emb + pos_emb); "
-      "every linear has a bias and every LayerNorm a weight and a bias");
+  t.notes.push_back(p.base.is_image()
+                        ? "embeddings = patch_emb (weight and bias) + cls_token + pos_emb, where the config has them; "
+                          "every linear has a bias and every LayerNorm a weight and a bias"
+                        : "the LM head is tied to tok_emb and counted once, in embeddings (tok_emb + pos_emb); "
+                          "every linear has a bias and every LayerNorm a weight and a bias");
   return t;
 }
 
@@ -304,19 +306,25 @@ Table macs_table(const ModelProfile& p) {
           {},
           {},
           {}};
-  t.cols = {{"variant"},
-            {"Q/K/V proj", Kind::si, "MAC", 0},
-            {"out proj", Kind::si, "MAC", 0},
-            {p.base.causal ? "causal scores" : "scores", Kind::si, "MAC", 0},
-            {"MLP", Kind::si, "MAC", 0},
-            {"head", Kind::si, "MAC", 0},
-            {"total", Kind::si, "MAC", 0},
-            {"vs QKV", Kind::signed_percent}};
+  const bool image = p.base.is_image();
+  t.cols = {{"variant"}};
+  if (image) t.cols.push_back({"patch emb", Kind::si, "MAC", 0});
+  t.cols.insert(t.cols.end(), {{"Q/K/V proj", Kind::si, "MAC", 0},
+                               {"out proj", Kind::si, "MAC", 0},
+                               {p.base.causal ? "causal scores" : "scores", Kind::si, "MAC", 0},
+                               {"MLP", Kind::si, "MAC", 0},
+                               {"head", Kind::si, "MAC", 0},
+                               {"total", Kind::si, "MAC", 0},
+                               {"vs QKV", Kind::signed_percent}});
   const double base = pass_cost(p.baseline, {.tokens = p.context, .batch = p.batch}).macs();
   for (const auto& v : p.variants) {
     const Cost& k = v.forward;
-    t.rows.push_back({txt(v.label), num(k.qkv.macs), num(k.out.macs), num(k.scores.macs), num(k.mlp.macs),
-                      num(k.head.macs), num(k.macs()), num(pct_change(k.macs(), base))});
+    std::vector<Cell> row = {txt(v.label)};
+    if (image) row.push_back(num(k.embed.macs));
+    for (double m : {k.qkv.macs, k.out.macs, k.scores.macs, k.mlp.macs, k.head.macs, k.macs(),
+                     pct_change(k.macs(), base)})
+      row.push_back(num(m));
+    t.rows.push_back(std::move(row));
   }
   t.notes.push_back("scores = Q·Kᵀ and P·V: 2 · n_head · head_dim MACs per attended (query, key) pair" +
                     std::string(p.base.causal ? ", T(T+1)/2 pairs per head under the causal mask" : ""));
@@ -511,18 +519,25 @@ std::vector<Table> model_tables(const ModelProfile& p) {
 
 std::string config_line(const ModelProfile& p) {
   const ModelConfig& c = p.base;
+  const std::string input =
+      c.is_image() ? fmt::format("images {}×{}×{} in {}×{} patches, {} pooling", c.image.channels, c.image.height,
+                                 c.image.width, c.image.patch, c.image.patch, c.pool == Pool::cls ? "class-token" : "mean")
+                   : fmt::format("vocab {}", c.vocab_size);
+  const std::string pos = c.pos == PosEmb::learned    ? ", learned positions"
+                          : c.pos == PosEmb::sincos2d ? ", 2D sin-cos positions"
+                                                      : "";
   return fmt::format(
-      "n_layer {}, d_model {}, n_head {} (head_dim {}), d_ff {}, vocab {}, max_seq_len {}, {}{}; "
+      "n_layer {}, d_model {}, n_head {} (head_dim {}), d_ff {}, {}, max_seq_len {}, {}{}; "
       "context T = {}, batch {}, KV dtype {}",
-      c.n_layer, c.d_model, c.n_head, c.head_dim, c.d_ff, c.vocab_size, c.max_seq_len,
-      c.causal ? "causal" : "bidirectional", c.pos == PosEmb::learned ? ", learned positions" : "", p.context, p.batch,
-      kv_dtype_name(p.dtype));
+      c.n_layer, c.d_model, c.n_head, c.head_dim, c.d_ff, input, c.max_seq_len, c.causal ? "causal" : "bidirectional",
+      pos, p.context, p.batch, kv_dtype_name(p.dtype));
 }
 
 json term_json(const Term& t) { return {{"macs", t.macs}, {"flops", t.flops()}}; }
 
 json cost_json(const Cost& k) {
-  return {{"qkv", term_json(k.qkv)},
+  return {{"embed", term_json(k.embed)},
+          {"qkv", term_json(k.qkv)},
           {"out", term_json(k.out)},
           {"scores", term_json(k.scores)},
           {"mlp", term_json(k.mlp)},

@@ -1,5 +1,7 @@
 #pragma once
-// Mean pooling over the sequence, for sequence-level classification heads.
+// Pooling over the sequence, for sequence-level classification heads: the mean over positions,
+// or the first position (a class token's output).
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/parallel.h"
@@ -28,6 +30,25 @@ void mean_pool_backward(T* dinp, const T* dout, int B, int Tn, int d) {
   for (int64_t n = 0; n < static_cast<int64_t>(B) * Tn; n++) {
     const T* g = dout + (n / Tn) * d;
     for (int i = 0; i < d; i++) dinp[n * d + i] = g[i] / Tn;
+  }
+}
+
+// out[B,d] = inp[B,0,d]: the class token's row
+template <typename T>
+void first_pool_forward(T* out, const T* inp, int B, int Tn, int d) {
+  for (int b = 0; b < B; b++) {
+    const T* x = inp + static_cast<int64_t>(b) * Tn * d;
+    std::copy(x, x + d, out + static_cast<int64_t>(b) * d);
+  }
+}
+
+// dinp[B,T,d] = dout[b] at t = 0, zero elsewhere   (overwritten)
+template <typename T>
+void first_pool_backward(T* dinp, const T* dout, int B, int Tn, int d) {
+  std::fill(dinp, dinp + static_cast<int64_t>(B) * Tn * d, T(0));
+  for (int b = 0; b < B; b++) {
+    const T* g = dout + static_cast<int64_t>(b) * d;
+    std::copy(g, g + d, dinp + static_cast<int64_t>(b) * Tn * d);
   }
 }
 

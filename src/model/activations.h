@@ -8,6 +8,7 @@
 
 #include "core/arena.h"
 #include "kernels/attention.h"
+#include "kernels/patch_embed.h"
 #include "kvtie/config.h"
 
 namespace kvtie {
@@ -45,9 +46,13 @@ struct Activations {
     const int64_t rows = c.head == Head::pooled ? max_batch : N;
     arena.plan(&params, param_count);
     arena.plan(&grads, param_count);
-    arena.plan(&tokens, N);
+    if (c.is_image())
+      arena.plan(&patches, N * c.image.patch_dim());
+    else
+      arena.plan(&tokens, N);
     arena.plan(&targets, N);
     arena.plan(&emb, N * d);
+    if (c.pos == PosEmb::sincos2d) arena.plan(&pos_table, static_cast<int64_t>(c.max_seq_len) * d);
     for (auto& a : blocks) {
       arena.plan(&a.ln1, N * d);
       arena.plan(&a.ln1_mean, N);
@@ -85,15 +90,19 @@ struct Activations {
     if (c.score_pos2d) arena.plan(&pos2d_features, static_cast<int64_t>(max_seq) * kPos2dFeatures);
     arena.allocate();
     if (c.score_pos2d) kvtie::pos2d_features(pos2d_features, max_seq);
+    if (c.pos == PosEmb::sincos2d)
+      sincos2d_table(pos_table, c.image.grid_h(), c.image.grid_w(), c.d_model, c.n_cls_tokens());
   }
 
   Arena arena;
   T *params, *grads;
-  int32_t *tokens, *targets;
-  T* emb;  // [N,d] embedding output, the first block's input
+  int32_t *tokens = nullptr, *targets;  // tokens: token models only
+  T* patches = nullptr;    // [N, C·p·p] the im2col of the images (image models only)
+  T* emb;                  // [N,d] embedding output, the first block's input
+  T* pos_table = nullptr;  // [max_seq_len, d] the fixed sin-cos table (pos = sincos2d only)
   std::vector<BlockActivations<T>> blocks;
   T *lnf, *lnf_mean, *lnf_rstd;
-  T *pooled = nullptr, *dpooled = nullptr;  // [B,d], pooled head only
+  T *pooled = nullptr, *dpooled = nullptr;  // [B,d], pooled head only (the mean or the class row)
   T* logits;                                // [rows, n_outputs]; holds dlogits after backward
   T *losses, *lse;                          // [rows]
   T *dres, *dlnf;                           // [N,d]

@@ -38,8 +38,8 @@ void block_forward(BlockActivations<T>& a, BlockScratch<T>& s, const T* x, const
   linear_forward(s.branch, a.att, w + o.out_w, w + o.out_b, N, QD, d);
   residual_forward(a.res_att, x, s.branch, N * d);
   layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.res_att, w + o.ln2_w, w + o.ln2_b, N, d);
-  linear_forward(a.fc, a.ln2, w + o.fc_w, w + o.fc_b, N, d, c.d_ff);
-  gelu_forward(a.fc_gelu, a.fc, N * c.d_ff);
+  linear_forward(a.fc, a.ln2, w + o.fc_w, static_cast<const T*>(nullptr), N, d, c.d_ff);
+  bias_gelu_forward(a.fc_gelu, a.fc, w + o.fc_b, N, c.d_ff);
   linear_forward(s.branch, a.fc_gelu, w + o.proj_w, w + o.proj_b, N, c.d_ff, d);
   residual_forward(a.res_out, a.res_att, s.branch, N * d);
 }

@@ -82,31 +82,80 @@ int ModelConfig::v_offset() const {
   return 0;
 }
 
+namespace {
+
+// The "image" object of an image model: every field required, patch dividing both sides.
+ImageShape parse_image(const json& j, const std::string& where) {
+  if (!j.is_object())
+    fail("{}: must be an object {{\"channels\", \"height\", \"width\", \"patch\"}}, got {}", where, j.dump());
+  static const std::set<std::string> known = {"channels", "height", "width", "patch"};
+  for (const auto& item : j.items())
+    if (!known.count(item.key())) fail("{}.{}: unknown key", where, item.key());
+  ImageShape g;
+  g.channels = read_int(j, where, "channels", 1, 4096, 0, true);
+  g.height = read_int(j, where, "height", 1, 1 << 16, 0, true);
+  g.width = read_int(j, where, "width", 1, 1 << 16, 0, true);
+  g.patch = read_int(j, where, "patch", 1, 1 << 16, 0, true);
+  if (g.height % g.patch != 0 || g.width % g.patch != 0)
+    fail("{}.patch: {} does not divide the {}×{} image (height × width)", where, g.patch, g.height, g.width);
+  const int64_t patch_values = static_cast<int64_t>(g.channels) * g.patch * g.patch;
+  if (patch_values > kMaxDim)
+    fail("{}.patch: a patch of channels × patch² = {} values is too large", where, patch_values);
+  if (static_cast<int64_t>(g.grid_h()) * g.grid_w() >= kMaxDim)
+    fail("{}.patch: {} patches are too many", where, static_cast<int64_t>(g.grid_h()) * g.grid_w());
+  return g;
+}
+
+}  // namespace
+
 ModelConfig parse_model_config(const json& j, std::string_view where) {
   if (!j.is_object()) fail("{}: must be a JSON object", where);
   static const std::set<std::string> known = {
       "n_layer", "n_head", "n_kv_head", "d_model", "d_ff", "vocab_size", "max_seq_len", "head_dim",
-      "share", "causal", "pos", "score_pos2d", "head", "n_classes"};
+      "share", "causal", "pos", "score_pos2d", "head", "n_classes", "image", "pool"};
   for (const auto& item : j.items())
     if (!known.count(item.key())) fail("{}.{}: unknown key", where, item.key());
 
   ModelConfig c;
+  const bool image = j.contains("image");
+  if (image) {
+    c.input = Input::image;
+    c.image = parse_image(j.at("image"), fmt::format("{}.image", where));
+  }
   c.n_layer = read_int(j, where, "n_layer", 1, 1024, c.n_layer, true);
   c.n_head = read_int(j, where, "n_head", 1, 4096, c.n_head, true);
   c.n_kv_head = read_int(j, where, "n_kv_head", 1, 4096, c.n_head, false);
   c.d_model = read_int(j, where, "d_model", 1, kMaxDim, c.d_model, true);
   c.d_ff = read_int(j, where, "d_ff", 1, kMaxDim, 4 * c.d_model, false);
-  c.vocab_size = read_int(j, where, "vocab_size", 1, kMaxVocab, c.vocab_size, true);
-  c.max_seq_len = read_int(j, where, "max_seq_len", 1, kMaxDim, c.max_seq_len, true);
+  if (image) {
+    if (j.contains("vocab_size"))
+      fail("{}.vocab_size: an image model reads pixels, not tokens: leave vocab_size out", where);
+    c.vocab_size = 0;
+  } else {
+    c.vocab_size = read_int(j, where, "vocab_size", 1, kMaxVocab, c.vocab_size, true);
+  }
   const std::string share = read_enum(j, where, "share", {"none", "kv", "qk", "qkv"}, "none");
   c.share = share == "none" ? Share::none : share == "kv" ? Share::kv : share == "qk" ? Share::qk : Share::qkv;
-  c.causal = read_bool(j, where, "causal", true);
-  c.pos = read_enum(j, where, "pos", {"learned", "none"}, "learned") == std::string("learned") ? PosEmb::learned
-                                                                                               : PosEmb::none;
+  c.causal = read_bool(j, where, "causal", !image);
+  const std::string pos = read_enum(j, where, "pos", {"learned", "none", "sincos2d"}, "learned");
+  c.pos = pos == "learned" ? PosEmb::learned : pos == "none" ? PosEmb::none : PosEmb::sincos2d;
   c.score_pos2d = read_bool(j, where, "score_pos2d", false);
-  const std::string head = read_enum(j, where, "head", {"lm", "token", "pooled"}, "lm");
+  const std::string head = read_enum(j, where, "head", {"lm", "token", "pooled"}, image ? "pooled" : "lm");
   c.head = head == "lm" ? Head::lm : head == "token" ? Head::token : Head::pooled;
   c.n_classes = read_int(j, where, "n_classes", 0, kMaxDim, 0, false);
+  const std::string pool = read_enum(j, where, "pool", {"mean", "cls"}, "mean");
+  c.pool = pool == "cls" ? Pool::cls : Pool::mean;
+  if (image) {
+    // The sequence is the patches (after the class token): its length follows from the image.
+    const int positions = c.image.n_patches() + c.n_cls_tokens();
+    c.max_seq_len = read_int(j, where, "max_seq_len", 1, kMaxDim, positions, false);
+    if (c.max_seq_len != positions)
+      fail("{}.max_seq_len: the image has {} patches{}, so {} positions, got {} (leave max_seq_len out: it is "
+           "derived)",
+           where, c.image.n_patches(), c.n_cls_tokens() ? " + a class token" : "", positions, c.max_seq_len);
+  } else {
+    c.max_seq_len = read_int(j, where, "max_seq_len", 1, kMaxDim, c.max_seq_len, true);
+  }
 
   if (j.contains("head_dim")) {
     c.head_dim = read_int(j, where, "head_dim", 1, kMaxDim, 0, true);
@@ -125,30 +174,66 @@ ModelConfig parse_model_config(const json& j, std::string_view where) {
          share, c.n_head, c.n_kv_head);
   if (static_cast<int64_t>(c.n_head) * c.head_dim > kMaxDim)
     fail("{}.head_dim: n_head × head_dim = {} is too large", where, static_cast<int64_t>(c.n_head) * c.head_dim);
+  if (image) {
+    if (c.causal) fail("{}.causal: image models attend bidirectionally: causal must be false", where);
+    if (c.head != Head::pooled)
+      fail("{}.head: an image model classifies whole images: head must be 'pooled', got '{}'", where, head);
+    if (c.pos == PosEmb::sincos2d && c.d_model % 4 != 0)
+      fail("{}.pos: 'sincos2d' splits d_model into 4 sin/cos blocks (x and y): d_model {} is not a multiple of 4",
+           where, c.d_model);
+  }
   if (c.head == Head::lm && c.n_classes != 0)
     fail("{}.n_classes: only classification heads ('token', 'pooled') take n_classes", where);
   if (c.head != Head::lm && c.n_classes < 1)
     fail("{}.n_classes: head '{}' needs n_classes >= 1", where, head);
   if (c.score_pos2d && c.causal)
     fail("{}.score_pos2d: the 2D score term is defined for non-causal attention only (set causal: false)", where);
+  if (j.contains("pool") && c.head != Head::pooled)
+    fail("{}.pool: only the 'pooled' head pools (head is '{}')", where, head);
+  if (!image) {
+    if (c.pos == PosEmb::sincos2d)
+      fail("{}.pos: 'sincos2d' is a table over the patch grid: image models only (add an \"image\" object)", where);
+    if (c.pool == Pool::cls)
+      fail("{}.pool: 'cls' prepends a class token to image patches: image models only (add an \"image\" object)",
+           where);
+  }
   return c;
 }
 
+std::string_view pos_name(PosEmb p) {
+  switch (p) {
+    case PosEmb::learned: return "learned";
+    case PosEmb::none: return "none";
+    case PosEmb::sincos2d: return "sincos2d";
+  }
+  return "?";
+}
+
 json to_json(const ModelConfig& c) {
-  return json{{"n_layer", c.n_layer},
-              {"n_head", c.n_head},
-              {"n_kv_head", c.n_kv_head},
-              {"d_model", c.d_model},
-              {"d_ff", c.d_ff},
-              {"vocab_size", c.vocab_size},
-              {"max_seq_len", c.max_seq_len},
-              {"head_dim", c.head_dim},
-              {"share", share_name(c.share)},
-              {"causal", c.causal},
-              {"pos", c.pos == PosEmb::learned ? "learned" : "none"},
-              {"score_pos2d", c.score_pos2d},
-              {"head", c.head == Head::lm ? "lm" : c.head == Head::token ? "token" : "pooled"},
-              {"n_classes", c.n_classes}};
+  json j{{"n_layer", c.n_layer},
+         {"n_head", c.n_head},
+         {"n_kv_head", c.n_kv_head},
+         {"d_model", c.d_model},
+         {"d_ff", c.d_ff},
+         {"vocab_size", c.vocab_size},
+         {"max_seq_len", c.max_seq_len},
+         {"head_dim", c.head_dim},
+         {"share", share_name(c.share)},
+         {"causal", c.causal},
+         {"pos", pos_name(c.pos)},
+         {"score_pos2d", c.score_pos2d},
+         {"head", c.head == Head::lm ? "lm" : c.head == Head::token ? "token" : "pooled"},
+         {"n_classes", c.n_classes}};
+  if (c.is_image()) {
+    // A token model's JSON stays as it always was; an image model has no vocabulary.
+    j.erase("vocab_size");
+    j["image"] = {{"channels", c.image.channels},
+                  {"height", c.image.height},
+                  {"width", c.image.width},
+                  {"patch", c.image.patch}};
+    j["pool"] = c.pool == Pool::cls ? "cls" : "mean";
+  }
+  return j;
 }
 
 std::string_view share_name(Share s) {

@@ -47,7 +47,15 @@ ParamLayout make_param_layout(const ModelConfig& c) {
   ParamLayout L;
   LayoutBuilder b(L);
   const int64_t d = c.d_model;
-  L.tok_emb = b.add("tok_emb.weight", {c.vocab_size, d});
+  if (c.is_image()) {
+    L.tok_emb = -1;
+    L.patch_w = b.add("patch_emb.weight", {d, c.image.patch_dim()});
+    L.patch_b = b.add("patch_emb.bias", {d});
+    if (c.pool == Pool::cls) L.cls_token = b.add("cls_token", {d});
+  } else {
+    L.tok_emb = b.add("tok_emb.weight", {c.vocab_size, d});
+  }
+  // One row per position; an image model's positions are the class token's, then the patches'.
   if (c.pos == PosEmb::learned) L.pos_emb = b.add("pos_emb.weight", {c.max_seq_len, d});
   for (int i = 0; i < c.n_layer; i++) {
     const std::string p = fmt::format("blocks.{}.", i);

@@ -9,6 +9,7 @@
 #include "kernels/embedding.h"
 #include "kernels/layernorm.h"
 #include "kernels/linear.h"
+#include "kernels/patch_embed.h"
 #include "kernels/pool.h"
 #include "kernels/softmax_xent.h"
 #include "kvtie/error.h"
@@ -27,6 +28,9 @@ Transformer<T>::Transformer(const ModelConfig& config, int max_batch, int max_se
   if (max_batch < 1) fail("batch size must be at least 1, got {}", max_batch);
   if (max_seq < 1 || max_seq > config.max_seq_len)
     fail("sequence length {} is outside [1, max_seq_len {}]", max_seq, config.max_seq_len);
+  if (config.is_image() && config.max_seq_len != config.image.n_patches() + config.n_cls_tokens())
+    fail("image model: max_seq_len {} is not the {} patches{}", config.max_seq_len, config.image.n_patches(),
+         config.n_cls_tokens() ? " + 1 class token" : "");
   acts_ = std::make_unique<Activations<T>>(config_, layout_.total, max_batch, max_seq, threads_);
   params_ = acts_->params;
   grads_ = acts_->grads;
@@ -62,14 +66,20 @@ void Transformer<T>::zero_grad() {
 
 template <typename T>
 void Transformer<T>::check_inputs(const int32_t* tokens, const int32_t* targets, int B, int Tn) const {
+  if (config_.is_image()) fail("this is an image model: call forward_images, not forward");
   if (B < 1 || B > max_batch_) fail("batch {} is outside [1, {}]", B, max_batch_);
   if (Tn < 1 || Tn > max_seq_) fail("sequence length {} is outside [1, {}]", Tn, max_seq_);
   const int64_t N = static_cast<int64_t>(B) * Tn;
   for (int64_t n = 0; n < N; n++)
     if (tokens[n] < 0 || tokens[n] >= config_.vocab_size)
       fail("token {} at position {} is outside the vocabulary [0, {})", tokens[n], n, config_.vocab_size);
+  check_targets(targets, B, Tn);
+}
+
+template <typename T>
+void Transformer<T>::check_targets(const int32_t* targets, int B, int Tn) const {
   if (!targets) return;
-  const int64_t rows = config_.head == Head::pooled ? B : N;
+  const int64_t rows = config_.head == Head::pooled ? B : static_cast<int64_t>(B) * Tn;
   for (int64_t n = 0; n < rows; n++)
     if (targets[n] < -1 || targets[n] >= config_.n_outputs())
       fail("target {} at position {} is outside [0, {}) (or -1 to skip)", targets[n], n, config_.n_outputs());
@@ -94,16 +104,49 @@ template <typename T>
 T Transformer<T>::forward(const int32_t* tokens, const int32_t* targets, int B, int Tn) {
   check_inputs(tokens, targets, B, Tn);
   Activations<T>& a = *acts_;
-  const ModelConfig& c = config_;
-  const int64_t N = static_cast<int64_t>(B) * Tn;
-  const int d = c.d_model;
   const T* w = params_;
   B_ = B;
   T_ = Tn;
-  std::copy(tokens, tokens + N, a.tokens);
-
+  std::copy(tokens, tokens + static_cast<int64_t>(B) * Tn, a.tokens);
   embedding_forward(a.emb, a.tokens, w + layout_.tok_emb, layout_.pos_emb >= 0 ? w + layout_.pos_emb : nullptr, B,
-                    Tn, d);
+                    Tn, config_.d_model);
+  return forward_trunk(targets);
+}
+
+namespace {
+PatchGeometry patch_geometry(const ModelConfig& c) {
+  return {c.image.channels, c.image.height, c.image.width, c.image.patch, c.n_cls_tokens()};
+}
+}  // namespace
+
+template <typename T>
+T Transformer<T>::forward_images(const float* images, const int32_t* labels, int B) {
+  const ModelConfig& c = config_;
+  if (!c.is_image()) fail("this is a token model: call forward, not forward_images");
+  if (B < 1 || B > max_batch_) fail("batch {} is outside [1, {}]", B, max_batch_);
+  const int S = c.max_seq_len;
+  if (max_seq_ != S)
+    fail("the model was built for {} positions, an image needs all {} (build it with max_seq = max_seq_len)",
+         max_seq_, S);
+  check_targets(labels, B, S);
+  Activations<T>& a = *acts_;
+  const T* w = params_;
+  B_ = B;
+  T_ = S;
+  const T* pos = layout_.pos_emb >= 0 ? w + layout_.pos_emb : a.pos_table;  // null with pos = none
+  patch_embed_forward(a.emb, a.patches, images, w + layout_.patch_w, w + layout_.patch_b,
+                      layout_.cls_token >= 0 ? w + layout_.cls_token : nullptr, pos, patch_geometry(c), B,
+                      c.d_model);
+  return forward_trunk(labels);
+}
+
+template <typename T>
+T Transformer<T>::forward_trunk(const int32_t* targets) {
+  Activations<T>& a = *acts_;
+  const ModelConfig& c = config_;
+  const int B = B_, Tn = T_, d = c.d_model;
+  const int64_t N = static_cast<int64_t>(B) * Tn;
+  const T* w = params_;
   const T* x = a.emb;
   for (int l = 0; l < c.n_layer; l++) {
     block_forward(a.blocks[l], a.scratch, x, w, layout_.blocks[l], c, B, Tn, a.pos2d_features);
@@ -114,7 +157,10 @@ T Transformer<T>::forward(const int32_t* tokens, const int32_t* targets, int B, 
     case Head::lm: linear_forward(a.logits, a.lnf, w + layout_.tok_emb, static_cast<const T*>(nullptr), N, d, c.vocab_size); break;
     case Head::token: linear_forward(a.logits, a.lnf, w + layout_.head_w, w + layout_.head_b, N, d, c.n_classes); break;
     case Head::pooled:
-      mean_pool_forward(a.pooled, a.lnf, B, Tn, d);
+      if (c.pool == Pool::cls)
+        first_pool_forward(a.pooled, a.lnf, B, Tn, d);
+      else
+        mean_pool_forward(a.pooled, a.lnf, B, Tn, d);
       linear_forward(a.logits, a.pooled, w + layout_.head_w, w + layout_.head_b, B, d, c.n_classes);
       break;
   }
@@ -157,7 +203,10 @@ void Transformer<T>::backward(T loss_scale) {
     case Head::token: linear_backward(a.dlnf, g + layout_.head_w, g + layout_.head_b, dlogits, a.lnf, w + layout_.head_w, N, d, c.n_classes); break;
     case Head::pooled:
       linear_backward(a.dpooled, g + layout_.head_w, g + layout_.head_b, dlogits, a.pooled, w + layout_.head_w, B, d, c.n_classes);
-      mean_pool_backward(a.dlnf, a.dpooled, B, Tn, d);
+      if (c.pool == Pool::cls)
+        first_pool_backward(a.dlnf, a.dpooled, B, Tn, d);
+      else
+        mean_pool_backward(a.dlnf, a.dpooled, B, Tn, d);
       break;
   }
   const T* last = c.n_layer ? a.blocks.back().res_out : a.emb;
@@ -167,8 +216,14 @@ void Transformer<T>::backward(T loss_scale) {
     const T* x = l ? a.blocks[l - 1].res_out : a.emb;
     block_backward(a.dres, a.scratch, a.blocks[l], x, w, g, layout_.blocks[l], c, B, Tn, a.pos2d_features);
   }
-  embedding_backward(g + layout_.tok_emb, layout_.pos_emb >= 0 ? g + layout_.pos_emb : nullptr, a.dres, a.tokens, B,
-                     Tn, d);
+  T* dpos = layout_.pos_emb >= 0 ? g + layout_.pos_emb : nullptr;  // the sin-cos table is fixed
+  if (c.is_image()) {
+    T* dcls = layout_.cls_token >= 0 ? g + layout_.cls_token : nullptr;
+    patch_embed_backward(g + layout_.patch_w, g + layout_.patch_b, dcls, dpos, a.dres, a.patches, patch_geometry(c), B,
+                         d);
+  } else {
+    embedding_backward(g + layout_.tok_emb, dpos, a.dres, a.tokens, B, Tn, d);
+  }
   targets_ = nullptr;  // the logits now hold gradients: a second backward would be wrong
 }
 

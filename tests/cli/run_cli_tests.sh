@@ -224,6 +224,24 @@ expect_ok "init --dtype bf16" init --config "$TINY" --seed 1 --dtype bf16 --out 
 check "bf16 checkpoint is about half the size" \
   test "$(stat -c %s bf16.safetensors)" -lt "$(( $(stat -c %s m.safetensors) * 6 / 10 ))"
 
+# A ViT (docs/vision.md): init, the tensors it writes, profile, and a config that cannot be.
+cat >vit.json <<'EOF2'
+{"model": {"n_layer": 2, "n_head": 4, "d_model": 32, "share": "kv", "n_classes": 10,
+           "image": {"channels": 1, "height": 28, "width": 28, "patch": 7}, "pool": "cls", "pos": "learned"}}
+EOF2
+expect_ok "init ViT --json" init --config vit.json --out vit.safetensors --json
+cp out.txt vit_init.json
+check "init ViT: 17 positions, no vocabulary" \
+  test "$(json_get out.txt 'j["config"]["max_seq_len"] == 17 and "vocab_size" not in j["config"] and j["variant"] == "Q-K=V"')" = True
+check "init ViT: patch_emb and cls_token, no tok_emb" \
+  bash -c 'grep -qaF "patch_emb.weight" vit.safetensors && grep -qaF "cls_token" vit.safetensors && ! grep -qaF "tok_emb" vit.safetensors'
+expect_ok "profile ViT --json" profile --config vit.json --variants QKV,Q-K=V --json
+check "profile ViT: the Q-K=V row counts init's parameters" \
+  test "$(json_get out.txt 'j["models"][0]["variants"][1]["params"]["total"]')" = "$(json_get vit_init.json 'j["params"]')"
+expect_error "ViT: patch must divide the image" "vit.json" "model.image.patch" -- \
+  init --config vit.json --set model.image.patch=5 --out x.safetensors
+expect_error "ViT: causal image model" "model.causal" -- init --config vit.json --set model.causal=true --out x.safetensors
+
 # --------------------------------------------------------------------------------------------
 # eval
 

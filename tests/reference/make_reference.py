@@ -10,9 +10,15 @@ What it makes
     final parameters for case `kv_kv2_causal`).  Every case's config is a
     JSON string in the header's __metadata__ under the case name.
 
+    The `vit_*` cases are vision transformers (docs/vision.md): a batch of
+    images instead of tokens, patch embedding through F.conv2d (kernel =
+    stride = patch, weight [d, C*p*p] viewed as [d, C, p, p]), a class token
+    (pool "cls") or mean pooling, learned or MAE 2D sin-cos positions.
+
     Key layout per case CASE:
         CASE/param/<name>   F64   every parameter
-        CASE/tokens         I32   [B, T]
+        CASE/tokens         I32   [B, T]            (token cases)
+        CASE/images         F64   [B, C, H, W]      (vit cases, float32-representable)
         CASE/targets        I32   [B, T] (lm/token heads, -1 = ignored) or [B] (pooled)
         CASE/logits         F64   [B, T, vocab] / [B, T, n_classes] / [B, n_classes]
         CASE/loss           F64   [1]
@@ -88,6 +94,17 @@ CASES = [
 ]
 ADAMW_FINAL_CASES = {"kv_kv2_causal"}
 
+# Vision transformers: (name, share, n_kv_head, channels, width, pool, pos, score_pos2d); images 8
+# high in 4x4 patches: 8x8 is a 2x2 grid (4 patches), 8x12 a 2x3 grid (6 patches, rows != columns).
+VIT_HEIGHT = 8
+VIT_PATCH = 4
+VIT_BATCH = 3
+VIT_CASES = [
+    ("vit_kv_kv2_cls", "kv", 2, 1, 8, "cls", "learned", False),
+    ("vit_none_kv4_mean_sincos2d", "none", 4, 3, 12, "mean", "sincos2d", False),
+    ("vit_qk_kv4_cls_sincos2d_pos2d", "qk", 4, 3, 8, "cls", "sincos2d", True),
+]
+
 
 POS2D_FEATURES = 8  # per position: 4 frequencies x (sin, cos); m = 16 channels
 
@@ -108,6 +125,30 @@ def make_config(share, n_kv_head, causal, head, pos2d=False):
         "head": head,
         "n_classes": 0 if head == "lm" else N_CLASSES,
     }
+
+
+def make_vit_config(share, n_kv_head, channels, width, pool, pos, pos2d):
+    n_patches = (VIT_HEIGHT // VIT_PATCH) * (width // VIT_PATCH)
+    return {
+        "n_layer": N_LAYER,
+        "n_head": N_HEAD,
+        "n_kv_head": n_kv_head,
+        "d_model": D_MODEL,
+        "d_ff": D_FF,
+        "max_seq_len": n_patches + (1 if pool == "cls" else 0),
+        "share": share,
+        "causal": False,
+        "pos": pos,
+        "score_pos2d": pos2d,
+        "head": "pooled",
+        "n_classes": N_CLASSES,
+        "image": {"channels": channels, "height": VIT_HEIGHT, "width": width, "patch": VIT_PATCH},
+        "pool": pool,
+    }
+
+
+def is_vit(cfg):
+    return "image" in cfg
 
 
 # ---------------------------------------------------------------------------
@@ -136,10 +177,16 @@ def param_shapes(cfg):
     """Ordered list of (name, shape, kind) with kind in weight/bias/ln_weight/ln_bias."""
     d, dff = cfg["d_model"], cfg["d_ff"]
     hd = d // cfg["n_head"]
-    out = [
-        ("tok_emb.weight", [cfg["vocab_size"], d], "weight"),
-        ("pos_emb.weight", [cfg["max_seq_len"], d], "weight"),
-    ]
+    if is_vit(cfg):
+        im = cfg["image"]
+        out = [("patch_emb.weight", [d, im["channels"] * im["patch"] ** 2], "weight"),
+               ("patch_emb.bias", [d], "bias")]
+        if cfg["pool"] == "cls":
+            out.append(("cls_token", [d], "weight"))
+    else:
+        out = [("tok_emb.weight", [cfg["vocab_size"], d], "weight")]
+    if cfg["pos"] == "learned":
+        out.append(("pos_emb.weight", [cfg["max_seq_len"], d], "weight"))
     for i in range(cfg["n_layer"]):
         p = "blocks.%d." % i
         out += [(p + "ln1.weight", [d], "ln_weight"), (p + "ln1.bias", [d], "ln_bias")]
@@ -266,10 +313,52 @@ def mlp(x, P, p):
     return linear(F.gelu(linear(x, P, p + "mlp.fc")), P, p + "mlp.proj")
 
 
+def sincos2d_table(d, grid_h, grid_w, n_cls):
+    """MAE's get_2d_sincos_pos_embed (numpy, float64): first d/2 channels encode the column x, the
+    last d/2 the row y, each [sin(t w_k), cos(t w_k)] with w_k = 1/10000^(k/(d/4)); class rows 0."""
+    def one_d(dim, pos):
+        omega = np.arange(dim // 2, dtype=np.float64) / (dim / 2.0)
+        omega = 1.0 / 10000 ** omega
+        out = np.einsum("m,d->md", pos.reshape(-1), omega)
+        return np.concatenate([np.sin(out), np.cos(out)], axis=1)
+
+    grid = np.meshgrid(np.arange(grid_w, dtype=np.float64), np.arange(grid_h, dtype=np.float64))  # x first
+    grid = np.stack(grid, axis=0).reshape(2, 1, grid_h, grid_w)
+    emb = np.concatenate([one_d(d // 2, grid[0]), one_d(d // 2, grid[1])], axis=1)
+    emb = np.concatenate([np.zeros((n_cls, d)), emb], axis=0)
+    return torch.from_numpy(emb)
+
+
+def patch_embed(P, images, cfg):
+    """Conv2d with kernel = stride = patch: [B, C, H, W] -> [B, n_patches, d], patches row-major."""
+    im = cfg["image"]
+    d, p = cfg["d_model"], im["patch"]
+    w = P["patch_emb.weight"].view(d, im["channels"], p, p)
+    y = F.conv2d(images, w, P["patch_emb.bias"], stride=p)  # [B, d, gh, gw]
+    return y.flatten(2).transpose(1, 2)
+
+
+def embed_images(P, images, cfg):
+    x = patch_embed(P, images, cfg)
+    B, d = x.shape[0], cfg["d_model"]
+    n_cls = 1 if cfg["pool"] == "cls" else 0
+    if n_cls:
+        x = torch.cat([P["cls_token"].view(1, 1, d).expand(B, 1, d), x], dim=1)
+    if cfg["pos"] == "learned":
+        x = x + P["pos_emb.weight"][:x.shape[1]]
+    elif cfg["pos"] == "sincos2d":
+        g = cfg["image"]["height"] // cfg["image"]["patch"], cfg["image"]["width"] // cfg["image"]["patch"]
+        x = x + sincos2d_table(d, g[0], g[1], n_cls)
+    return x
+
+
 def forward(P, tokens, cfg, attn_fn=attention):
-    """Return logits."""
-    B, T = tokens.shape
-    x = P["tok_emb.weight"][tokens.long()] + P["pos_emb.weight"][:T]
+    """Return logits. `tokens` is the image batch [B, C, H, W] for vit cases."""
+    if is_vit(cfg):
+        x = embed_images(P, tokens, cfg)
+    else:
+        T = tokens.shape[1]
+        x = P["tok_emb.weight"][tokens.long()] + P["pos_emb.weight"][:T]
     for i in range(cfg["n_layer"]):
         p = "blocks.%d." % i
         x = x + attn_fn(layer_norm(x, P, p + "ln1"), P, p, cfg)
@@ -280,7 +369,8 @@ def forward(P, tokens, cfg, attn_fn=attention):
     if cfg["head"] == "token":
         return linear(x, P, "head")
     if cfg["head"] == "pooled":
-        return linear(x.mean(dim=1), P, "head")
+        pooled = x[:, 0] if cfg.get("pool") == "cls" else x.mean(dim=1)
+        return linear(pooled, P, "head")
     raise ValueError(cfg["head"])
 
 
@@ -298,6 +388,12 @@ def compute_loss(P, tokens, targets, cfg, attn_fn=attention):
 # Data
 # ---------------------------------------------------------------------------
 def make_batch(cfg, gen):
+    if is_vit(cfg):
+        im = cfg["image"]
+        images = torch.randn([VIT_BATCH, im["channels"], im["height"], im["width"]], generator=gen,
+                             dtype=torch.float32).double()
+        targets = torch.randperm(cfg["n_classes"], generator=gen)[:VIT_BATCH]
+        return images, targets.to(torch.int32)
     tokens = torch.randint(0, cfg["vocab_size"], (BATCH, SEQ), generator=gen, dtype=torch.int64)
     if cfg["head"] == "pooled":
         # distinct classes per sample, so a batch-order mix-up cannot go unnoticed
@@ -341,8 +437,9 @@ def run_adamw(params0, tokens, targets, cfg, steps=ADAMW_STEPS):
 # ---------------------------------------------------------------------------
 # Case generation
 # ---------------------------------------------------------------------------
-def generate_case(index, name, share, n_kv, causal, head):
-    cfg = make_config(share, n_kv, causal, head, pos2d=name.endswith("_pos2d"))
+def generate_case(index, name, share, n_kv, causal, head, cfg=None):
+    if cfg is None:
+        cfg = make_config(share, n_kv, causal, head, pos2d=name.endswith("_pos2d"))
     gen = torch.Generator().manual_seed(BASE_SEED + index)
     params0 = build_params(cfg, gen)
     tokens, targets = make_batch(cfg, gen)
@@ -364,17 +461,26 @@ def generate_case(index, name, share, n_kv, causal, head):
     }
 
 
+def all_cases():
+    """(name, share, n_kv, causal, head, cfg or None) of every case, token cases first."""
+    out = [(name, share, n_kv, causal, head, None) for name, share, n_kv, causal, head in CASES]
+    for name, share, n_kv, channels, width, pool, pos, pos2d in VIT_CASES:
+        out.append((name, share, n_kv, False, "pooled",
+                    make_vit_config(share, n_kv, channels, width, pool, pos, pos2d)))
+    return out
+
+
 def generate_all():
     tensors = []  # ordered (key, tensor)
     metadata = {}
     results = {}
-    for index, (name, share, n_kv, causal, head) in enumerate(CASES):
-        r = generate_case(index, name, share, n_kv, causal, head)
+    for index, (name, share, n_kv, causal, head, cfg) in enumerate(all_cases()):
+        r = generate_case(index, name, share, n_kv, causal, head, cfg)
         results[name] = r
         metadata[name] = json.dumps(r["cfg"], separators=(",", ":"))
         for n, t in r["params"].items():
             tensors.append(("%s/param/%s" % (name, n), t))
-        tensors.append((name + "/tokens", r["tokens"]))
+        tensors.append((name + ("/images" if is_vit(r["cfg"]) else "/tokens"), r["tokens"]))
         tensors.append((name + "/targets", r["targets"]))
         tensors.append((name + "/logits", r["logits"]))
         tensors.append((name + "/loss", r["loss"]))
@@ -471,7 +577,7 @@ def check(path):
 
     print("check: re-read %s" % path)
     data, meta = read_safetensors(path)
-    expect(sorted(meta.keys()) == sorted(c[0] for c in CASES), "metadata has one entry per case")
+    expect(sorted(meta.keys()) == sorted(c[0] for c in all_cases()), "metadata has one entry per case")
     tensors, metadata, results = generate_all()
     expect(meta == metadata, "metadata matches regenerated configs")
     expect(list(data.keys()) == [k for k, _ in tensors], "key list/order matches regeneration")
@@ -483,7 +589,7 @@ def check(path):
     f32 = all(torch.equal(v, v.float().double()) for k, v in data.items() if "/param/" in k)
     expect(f32, "all params exactly float32-representable")
 
-    for name, share, n_kv, causal, head in CASES:
+    for name, share, n_kv, causal, head, _ in all_cases():
         r = results[name]
         cfg = r["cfg"]
         P = {n: t.clone() for n, t in r["params"].items()}
@@ -557,6 +663,10 @@ def check(path):
         "none_kv1_causal": ["blocks.0.attn.k.weight", "blocks.1.attn.v.bias", "tok_emb.weight"],
         "kv_kv2_bidir_token": ["head.weight", "blocks.0.attn.q.weight", "blocks.1.ln2.bias"],
         "none_kv4_bidir_pooled": ["head.bias", "blocks.1.mlp.proj.weight", "blocks.0.attn.k.bias"],
+        "vit_kv_kv2_cls": ["patch_emb.weight", "patch_emb.bias", "cls_token", "pos_emb.weight"],
+        "vit_none_kv4_mean_sincos2d": ["patch_emb.weight", "blocks.0.attn.v.weight"],
+        "vit_qk_kv4_cls_sincos2d_pos2d": ["patch_emb.weight", "cls_token", "blocks.0.attn.q_k.weight",
+                                          "blocks.1.attn.pos2d.weight"],
     }
     for case, sel in gc_sel.items():
         r = results[case]
@@ -587,6 +697,30 @@ def check(path):
                 worst = max(worst, abs(fd - g[idx].item()))
         expect(worst < 1e-7, "%s: stored grads vs central FD, max abs err %.2e" % (case, worst))
 
+    # Vision: the conv2d patch embedding == unfold into (c, i, j) rows times the flat weight, and
+    # the sin-cos table == its formula written out per channel.
+    for name, _, _, _, _, _, _, _ in VIT_CASES:
+        r = results[name]
+        cfg, P, x = r["cfg"], r["params"], r["tokens"]
+        p, d = VIT_PATCH, D_MODEL
+        B, C = x.shape[0], x.shape[1]
+        rows = x.unfold(2, p, p).unfold(3, p, p).permute(0, 2, 3, 1, 4, 5).reshape(B, -1, C * p * p)
+        unf = rows @ P["patch_emb.weight"].t() + P["patch_emb.bias"]
+        expect(torch.allclose(unf, patch_embed(P, x, cfg), rtol=0, atol=1e-12),
+               "%s: conv2d patch embedding == unfold rows (c, i, j) x weight" % name)
+        expect(r["grads"]["patch_emb.weight"].abs().max().item() > 0, "%s: patch weight gradient non-zero" % name)
+    gh, gw, q = 2, 3, D_MODEL // 4
+    tab = sincos2d_table(D_MODEL, gh, gw, 1)
+    worst = 0.0
+    for y in range(gh):
+        for x_ in range(gw):
+            for k in range(q):
+                w_k = 1.0 / 10000 ** (k / q)
+                want = [math.sin(x_ * w_k), math.cos(x_ * w_k), math.sin(y * w_k), math.cos(y * w_k)]
+                got = [tab[1 + y * gw + x_, j * q + k].item() for j in range(4)]
+                worst = max(worst, max(abs(a - b) for a, b in zip(want, got)))
+    expect(worst < 1e-15 and tab[0].abs().max().item() == 0, "sincos2d table == formula (x first, then y)")
+
     # AdamW replay from the stored file for kv_kv2_causal
     case = "kv_kv2_causal"
     names = [n for n, _, _ in param_shapes(results[case]["cfg"])]
@@ -616,8 +750,8 @@ def main(argv):
     write_safetensors(OUT_PATH, tensors, metadata)
     size = os.path.getsize(OUT_PATH)
     print("wrote %s" % OUT_PATH)
-    print("  %d cases, %d tensors, %d bytes (%.1f KiB)" % (len(CASES), len(tensors), size, size / 1024.0))
-    for name, share, n_kv, causal, head in CASES:
+    print("  %d cases, %d tensors, %d bytes (%.1f KiB)" % (len(all_cases()), len(tensors), size, size / 1024.0))
+    for name, share, n_kv, causal, head, _ in all_cases():
         r = results[name]
         al = r["adamw_losses"]
         print("  %-24s share=%-4s n_kv=%d causal=%-5s head=%-6s params=%d loss=%.6f adamw %.4f->%.4f"
