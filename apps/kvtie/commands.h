@@ -14,5 +14,6 @@ void add_data(CLI::App& app);
 void add_plot(CLI::App& app);
 void add_generate(CLI::App& app);
 void add_sweep(CLI::App& app);
+void add_analyze(CLI::App& app);
 
 }  // namespace kvtie::cli

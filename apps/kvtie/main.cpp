@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   kvtie::cli::add_plot(app);
   kvtie::cli::add_generate(app);
   kvtie::cli::add_sweep(app);
+  kvtie::cli::add_analyze(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -56,6 +56,8 @@ class Transformer {
   // The fused Q/K/V projection output [B, Tn, attn_proj_dim] of a layer in the last forward: the
   // prefill copies the prompt's K and V rows from it into the KV cache.
   const T* layer_qkv(int layer) const;
+  // A layer's attention probabilities [B, n_head, Tn, Tn] in the last forward (row = query).
+  const T* layer_attention(int layer) const;
   double loss_sum() const { return loss_sum_; }  // Σ loss over scored targets of the last forward
   int64_t scored() const { return scored_; }
 

@@ -91,6 +91,11 @@ const T* Transformer<T>::layer_qkv(int layer) const {
 }
 
 template <typename T>
+const T* Transformer<T>::layer_attention(int layer) const {
+  return acts_->blocks.at(layer).probs;
+}
+
+template <typename T>
 int64_t Transformer<T>::logits_rows() const {
   return config_.head == Head::pooled ? B_ : static_cast<int64_t>(B_) * T_;
 }
