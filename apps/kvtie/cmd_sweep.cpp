@@ -63,6 +63,11 @@ void add_sweep(CLI::App& app) {
   cmd->add_option("--table", o->table, "Also write the markdown table (with its command) to this file");
   cmd->add_flag("--report-only", o->report_only, "Only tabulate the cells that have finished");
   cmd->add_flag("--json", o->json, "Machine-readable summary on stdout, no progress");
+  cmd->footer(
+      "The config holds a base run config and a grid of axes; every combination is a cell, trained as its own\n"
+      "`kvtie train` process in OUT/cells/<hash>/. A cell with result.json is never re-run, so re-running resumes.\n"
+      "Writes OUT/results.csv, and with a \"table\" section OUT/table.md and OUT/table.json (for `kvtie plot\n"
+      "--sweep OUT`). Format and examples: docs/synthetic.md; grids: configs/synthetic/quick.json, study.json.");
   cmd->callback([o] {
     const Sweep sweep = parse_sweep(o->config);
     const std::vector<SweepCell> cells = sweep.cells();
