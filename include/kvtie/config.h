@@ -23,7 +23,7 @@ enum class Input { tokens, image };
 enum class Pool { mean, cls };
 
 // An image input [channels, height, width] cut into patch × patch squares; patch divides both sides.
-struct ImageShape {
+struct ImageInput {
   int channels = 0, height = 0, width = 0, patch = 0;
   int grid_h() const { return height / patch; }
   int grid_w() const { return width / patch; }
@@ -50,7 +50,7 @@ struct ModelConfig {
   // Image models: vocab_size is 0, head is pooled, causal is false and max_seq_len is derived:
   // n_patches, + 1 for the class token.
   Input input = Input::tokens;
-  ImageShape image;
+  ImageInput image;
   Pool pool = Pool::mean;
 
   bool is_image() const { return input == Input::image; }

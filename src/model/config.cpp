@@ -85,13 +85,13 @@ int ModelConfig::v_offset() const {
 namespace {
 
 // The "image" object of an image model: every field required, patch dividing both sides.
-ImageShape parse_image(const json& j, const std::string& where) {
+ImageInput parse_image(const json& j, const std::string& where) {
   if (!j.is_object())
     fail("{}: must be an object {{\"channels\", \"height\", \"width\", \"patch\"}}, got {}", where, j.dump());
   static const std::set<std::string> known = {"channels", "height", "width", "patch"};
   for (const auto& item : j.items())
     if (!known.count(item.key())) fail("{}.{}: unknown key", where, item.key());
-  ImageShape g;
+  ImageInput g;
   g.channels = read_int(j, where, "channels", 1, 4096, 0, true);
   g.height = read_int(j, where, "height", 1, 1 << 16, 0, true);
   g.width = read_int(j, where, "width", 1, 1 << 16, 0, true);
