@@ -1,7 +1,9 @@
 // Decode throughput through the KV cache, per variant × cache dtype × context × batch, beside the
 // roofline: the bytes one step must read (weights once + every cached row it attends to) divided
-// by the memory bandwidth this program measures in the same run. Also the concurrency table: how
-// many sequences of a given context fit a fixed cache budget, and their aggregate tokens/s.
+// by the memory bandwidth this program measures in the same run. Then the Q-K=V / QKV ratio of each
+// point, the cached path against recomputing the prefix for every token (what `kvtie generate
+// --no-cache` does) at one context, and the concurrency table: how many sequences of a given
+// context fit a fixed cache budget, and their aggregate tokens/s.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -14,6 +16,7 @@
 
 #include "core/rng.h"
 #include "infer/decoder.h"
+#include "kernels/decode_attention.h"
 #include "kvtie/profile.h"
 
 namespace {
@@ -59,6 +62,8 @@ struct Point {
   double tokens_per_s, roofline_tokens_per_s;
 };
 
+// The best of `steps` − 1 timed decode steps (after one warm-up): on a shared machine a step that
+// lost a core to another process says nothing about the code.
 Point measure(const ModelConfig& c, KvDType dtype, int context, int batch, int steps, double bw_gbs) {
   Transformer<float> model(c, 1, 1);
   model.init_weights(1);
@@ -66,15 +71,59 @@ Point measure(const ModelConfig& c, KvDType dtype, int context, int batch, int s
   fill_cache(dec.cache(), c, context);
   std::vector<int32_t> tokens(batch, 1);
   dec.step(tokens);  // warm-up
-  const auto t = Clock::now();
-  for (int s = 1; s < steps; s++) dec.step(tokens);
-  const double per_step = since(t) / (steps - 1);
-  // Bytes one step reads: the weights once, and each sequence's cached rows at ~context positions.
-  const double weights = 4.0 * static_cast<double>(model.num_params());
+  std::vector<double> times;
+  for (int s = 1; s < steps; s++) {
+    const auto t = Clock::now();
+    dec.step(tokens);
+    times.push_back(since(t));
+  }
+  const double per_step = *std::min_element(times.begin(), times.end());
+  // Bytes one step reads: the weights once (of the position table only each sequence's row), and
+  // each sequence's cached rows at ~context positions.
+  const double pos_table = c.pos == PosEmb::learned ? static_cast<double>(c.max_seq_len - batch) * c.d_model : 0.0;
+  const double weights = 4.0 * (static_cast<double>(model.num_params()) - pos_table);
   const double cache = static_cast<double>(batch) * (context + steps / 2.0) *
                        static_cast<double>(kv_cache_bytes_per_token(c, dtype));
   const double roofline_step = (weights + cache) / (bw_gbs * 1e9);
   return {variant_label(c), std::string(kv_dtype_name(dtype)), context, batch, batch / per_step, batch / roofline_step};
+}
+
+// The attention kernel alone over a filled cache: GB/s of cached rows it reads (every layer, the
+// best of `reps` passes), for one path.
+double kernel_gbs(const ModelConfig& c, KvDType dtype, int context, int batch, DecodeIsa isa, int reps) {
+  KvCache cache(c, batch, context, dtype);
+  fill_cache(cache, c, context);
+  std::vector<float> q(static_cast<size_t>(batch) * c.q_dim()), out(q.size());
+  Rng rng(3);
+  for (auto& x : q) x = static_cast<float>(rng.normal());
+  std::vector<int> lengths(batch, context);
+  const DecodeShape shape{c.n_head, c.n_kv_head, c.head_dim};
+  std::vector<double> times;
+  for (int r = 0; r <= reps; r++) {
+    const auto t = Clock::now();
+    for (int l = 0; l < c.n_layer; l++)
+      decode_attention(out.data(), q.data(), c.q_dim(), cache, l, lengths.data(), batch, shape, isa);
+    if (r > 0) times.push_back(since(t));  // the first pass warms up
+  }
+  return static_cast<double>(cache.bytes()) / *std::min_element(times.begin(), times.end()) / 1e9;
+}
+
+// Tokens/s of the no-cache path at `context`: each new token runs the full forward over the whole
+// prefix (batch 1), as `kvtie generate --no-cache` does; the best of `reps` forwards.
+double no_cache_tokens_per_s(const ModelConfig& c, int context, int reps) {
+  Transformer<float> model(c, 1, context);
+  model.init_weights(1);
+  std::vector<int32_t> tokens(context);
+  Rng rng(2);
+  for (auto& t : tokens) t = static_cast<int32_t>(rng.below(c.vocab_size));
+  model.forward(tokens.data(), nullptr, 1, context);  // warm-up
+  std::vector<double> times;
+  for (int r = 0; r < reps; r++) {
+    const auto t = Clock::now();
+    model.forward(tokens.data(), nullptr, 1, context);
+    times.push_back(since(t));
+  }
+  return 1.0 / *std::min_element(times.begin(), times.end());
 }
 
 }  // namespace
@@ -86,7 +135,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> dtypes = {"fp32", "bf16", "int8"};
   int layers = 6, d = 512, heads = 8, vocab = 8192, steps = 6;
   double budget_gib = 1.0;
-  int budget_context = 4096;
+  int budget_context = 4096, no_cache_context = 1024;
+  bool kernel = false, no_int_path = false;
+  std::string isa = "best";
+  std::vector<std::string> only;
   bool json = false;
   app.add_option("--context", contexts, "Context lengths")->capture_default_str();
   app.add_option("--batch", batches, "Batch sizes")->capture_default_str();
@@ -95,26 +147,84 @@ int main(int argc, char** argv) {
   app.add_option("--d-model", d)->capture_default_str();
   app.add_option("--heads", heads)->capture_default_str();
   app.add_option("--steps", steps, "Decode steps timed per point")->capture_default_str();
-  app.add_option("--budget-gib", budget_gib, "Cache budget of the concurrency table")->capture_default_str();
+  app.add_option("--budget-gib", budget_gib, "Cache budget of the concurrency table; 0 skips it")->capture_default_str();
   app.add_option("--budget-context", budget_context, "Context of the concurrency table")->capture_default_str();
+  app.add_option("--no-cache-context", no_cache_context,
+                 "Context of the cached vs no-cache (recompute the prefix) table; 0 skips it")
+      ->capture_default_str();
+  app.add_option("--isa", isa, "Decode kernel path: best, avx512, avx2, scalar")
+      ->check(CLI::IsMember({"best", "avx512", "avx2", "scalar"}))
+      ->capture_default_str();
+  app.add_flag("--kernel", kernel,
+               "Only the attention kernel: GB/s of cache it reads, every path, per variant × dtype × context × batch");
+  app.add_flag("--no-int-path", no_int_path, "int8/int4 caches widened to float instead of the integer path");
+  app.add_option("--variants", only, "Only these: QKV, Q-K=V, Q=K=V, MQA, Q-MQA (default all)");
   app.add_flag("--json", json, "One JSON object per line");
   CLI11_PARSE(app, argc, argv);
+  const DecodeIsa path = isa == "scalar" ? DecodeIsa::scalar
+                         : isa == "avx2" ? DecodeIsa::avx2
+                         : isa == "avx512" ? DecodeIsa::avx512
+                                           : DecodeIsa::best;
+  set_decode_isa(path);
+  set_decode_int_path(!no_int_path);
+  const std::string_view path_name = decode_isa_name(path == DecodeIsa::best ? decode_isa_best() : path);
 
   const double bw = read_bandwidth_gbs();
   ModelConfig base;
   base.n_layer = layers, base.d_model = d, base.n_head = heads, base.head_dim = d / heads, base.d_ff = 4 * d;
   base.vocab_size = vocab;
-  base.max_seq_len = std::max(*std::max_element(contexts.begin(), contexts.end()), budget_context) + steps + 1;
-  const std::vector<std::pair<Share, int>> variants = {{Share::none, heads}, {Share::kv, heads}, {Share::qkv, heads},
-                                                       {Share::none, 1},     {Share::kv, 1}};
+  base.max_seq_len =
+      std::max({*std::max_element(contexts.begin(), contexts.end()), budget_context, no_cache_context}) + steps + 1;
+  std::vector<std::pair<Share, int>> variants;
+  for (const auto& [share, kv] : std::vector<std::pair<Share, int>>{
+           {Share::none, heads}, {Share::kv, heads}, {Share::qkv, heads}, {Share::none, 1}, {Share::kv, 1}}) {
+    ModelConfig c = base;
+    c.share = share, c.n_kv_head = kv;
+    if (only.empty() || std::find(only.begin(), only.end(), variant_label(c)) != only.end())
+      variants.push_back({share, kv});
+  }
   if (!json) {
-    fmt::print("decode: {} layers, d_model {}, {} heads, vocab {}, {} threads; read bandwidth {:.1f} GB/s\n\n", layers,
-               d, heads, vocab, omp_get_max_threads(), bw);
+    fmt::print("decode: {} layers, d_model {}, {} heads, vocab {}, {} threads, {} kernel{}; read bandwidth {:.1f} GB/s\n\n",
+               layers, d, heads, vocab, omp_get_max_threads(), path_name, no_int_path ? " (int8/int4 widened to float)" : "",
+               bw);
+  }
+  if (json)
+    fmt::print("{}\n", nlohmann::json{{"bandwidth_gbs", bw}, {"threads", omp_get_max_threads()}, {"kernel", path_name},
+                                      {"int_path", !no_int_path}}
+                           .dump());
+  else if (!kernel)
     fmt::print("{:<8} {:>5} {:>7} {:>5} {:>11} {:>11} {:>9}\n", "variant", "dtype", "context", "batch", "tokens/s",
                "roofline", "% roof");
-  } else {
-    fmt::print("{}\n", nlohmann::json{{"bandwidth_gbs", bw}, {"threads", omp_get_max_threads()}}.dump());
+  if (kernel) {
+    std::vector<DecodeIsa> paths;
+    for (DecodeIsa i : {DecodeIsa::scalar, DecodeIsa::avx2, DecodeIsa::avx512})
+      if (decode_isa_compiled(i)) paths.push_back(i);
+    if (!json) {
+      fmt::print("attention kernel alone: GB/s of cache read\n{:<8} {:>5} {:>7} {:>5}", "variant", "dtype", "context",
+                 "batch");
+      for (DecodeIsa i : paths) fmt::print(" {:>8}", decode_isa_name(i));
+      fmt::print("\n");
+    }
+    for (const auto& [share, kv] : variants)
+      for (const auto& dt : dtypes)
+        for (int ctx : contexts)
+          for (int b : batches) {
+            ModelConfig c = base;
+            c.share = share, c.n_kv_head = kv;
+            nlohmann::json j{{"kernel", true}, {"variant", variant_label(c)}, {"dtype", dt}, {"context", ctx}, {"batch", b}};
+            if (!json) fmt::print("{:<8} {:>5} {:>7} {:>5}", variant_label(c), dt, ctx, b);
+            for (DecodeIsa i : paths) {
+              const double gbs = kernel_gbs(c, parse_kv_dtype(dt), ctx, b, i, std::max(2, steps - 1));
+              j[std::string(decode_isa_name(i))] = gbs;
+              if (!json) fmt::print(" {:>8.1f}", gbs);
+            }
+            if (json) fmt::print("{}", j.dump());
+            fmt::print("\n");
+            std::fflush(stdout);
+          }
+    return 0;
   }
+  std::vector<Point> points;
   for (const auto& [share, kv] : variants)
     for (const auto& dt : dtypes)
       for (int ctx : contexts)
@@ -122,6 +232,7 @@ int main(int argc, char** argv) {
           ModelConfig c = base;
           c.share = share, c.n_kv_head = kv;
           const Point p = measure(c, parse_kv_dtype(dt), ctx, b, steps, bw);
+          points.push_back(p);
           if (json)
             fmt::print("{}\n", nlohmann::json{{"variant", p.variant}, {"dtype", p.dtype}, {"context", p.context},
                                               {"batch", p.batch}, {"tokens_per_s", p.tokens_per_s},
@@ -133,7 +244,57 @@ int main(int argc, char** argv) {
           std::fflush(stdout);
         }
 
+  // Q-K=V against QKV at every (dtype, context, batch) measured: the bytes predict ~2× at long context.
+  auto find = [&](const std::string& variant, const Point& like) -> const Point* {
+    for (const Point& p : points)
+      if (p.variant == variant && p.dtype == like.dtype && p.context == like.context && p.batch == like.batch) return &p;
+    return nullptr;
+  };
+  bool header = false;
+  for (const Point& qkv : points) {
+    if (qkv.variant != "QKV") continue;
+    const Point* kv = find("Q-K=V", qkv);
+    if (!kv) continue;
+    const double measured = kv->tokens_per_s / qkv.tokens_per_s;
+    const double bytes = kv->roofline_tokens_per_s / qkv.roofline_tokens_per_s;
+    if (json) {
+      fmt::print("{}\n", nlohmann::json{{"ratio", "Q-K=V/QKV"}, {"dtype", qkv.dtype}, {"context", qkv.context},
+                                        {"batch", qkv.batch}, {"measured", measured}, {"roofline", bytes}}
+                             .dump());
+      continue;
+    }
+    if (!header)
+      fmt::print("\nQ-K=V / QKV tokens/s\n{:<5} {:>7} {:>5} {:>9} {:>9}\n", "dtype", "context", "batch", "measured",
+                 "roofline");
+    header = true;
+    fmt::print("{:<5} {:>7} {:>5} {:>8.2f}× {:>8.2f}×\n", qkv.dtype, qkv.context, qkv.batch, measured, bytes);
+  }
+
+  // The cache against recomputing the prefix for every token, batch 1, fp32 cache.
+  if (no_cache_context > 0) {
+    if (!json)
+      fmt::print("\ncached vs no cache (the prefix recomputed for every token): context {}, batch 1, fp32\n"
+                 "{:<8} {:>11} {:>11} {:>8}\n",
+                 no_cache_context, "variant", "cached", "no cache", "ratio");
+    for (const auto& [share, kv] : variants) {
+      ModelConfig c = base;
+      c.share = share, c.n_kv_head = kv;
+      const Point cached = measure(c, KvDType::fp32, no_cache_context, 1, steps, bw);
+      const double full = no_cache_tokens_per_s(c, no_cache_context, 3);
+      if (json)
+        fmt::print("{}\n", nlohmann::json{{"no_cache", true}, {"variant", cached.variant}, {"context", no_cache_context},
+                                          {"cached_tokens_per_s", cached.tokens_per_s},
+                                          {"no_cache_tokens_per_s", full}, {"ratio", cached.tokens_per_s / full}}
+                               .dump());
+      else
+        fmt::print("{:<8} {:>11.1f} {:>11.2f} {:>7.0f}×\n", cached.variant, cached.tokens_per_s, full,
+                   cached.tokens_per_s / full);
+      std::fflush(stdout);
+    }
+  }
+
   // Concurrency: sequences of budget_context tokens that fit the budget, and their throughput.
+  if (budget_gib <= 0) return 0;
   if (!json)
     fmt::print("\nconcurrency: {:.1f} GiB cache budget, {} tokens of context per sequence\n{:<8} {:>5} {:>10} {:>11}\n",
                budget_gib, budget_context, "variant", "dtype", "sequences", "tokens/s");

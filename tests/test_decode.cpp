@@ -5,6 +5,9 @@
 #include <fmt/format.h>
 
 #include "infer/decoder.h"
+#include "kernels/decode_attention.h"
+#include "kernels/decode_linear.h"
+#include "kernels/kv_codec.h"
 #include "kvtie/error.h"
 #include "kvtie/profile.h"
 #include "test_helpers.h"
@@ -79,6 +82,43 @@ TEST_P(Decode, QuantisedCachesStayWithinTolerance) {
   EXPECT_LT(int4, 0.5);
 }
 
+// At head_dim 32 int8 and int4 take the integer path. Against the same decoder widening the codes
+// to float, its logits differ by a fraction of what the format itself costs (the int16 rounding of
+// q and of the value weights; these large random weights amplify it), and its error against the
+// full forward is no larger.
+TEST_P(Decode, IntegerPathMatchesWideningToFloat) {
+  ModelConfig c = small(GetParam().share, GetParam().kv);
+  c.d_model = 64, c.n_head = 2, c.head_dim = 32;
+  c.n_kv_head = std::min(c.n_kv_head, 2);
+  if (c.q_is_k()) c.n_kv_head = 2;
+  for (KvDType t : {KvDType::int8, KvDType::int4}) {
+    Transformer<float> model(c, 1, c.max_seq_len);
+    test::randomize_params(model, 13);
+    std::vector<int32_t> prompt = {3, 1, 4, 1, 5, 9, 2, 6};
+    std::vector<std::vector<float>> logits(2);
+    for (int path = 0; path < 2; path++) {
+      set_decode_int_path(path == 0);
+      Decoder dec(model, 1, 32, t);
+      const float* l = dec.prefill(0, prompt);
+      for (int s = 0; s < 12; s++) {
+        const int32_t next[1] = {static_cast<int32_t>((s * 7 + 3) % c.vocab_size)};
+        l = dec.step(next);
+        logits[path].insert(logits[path].end(), l, l + c.vocab_size);
+      }
+    }
+    set_decode_int_path(true);
+    const double e = test::scaled_error(logits[0].data(), logits[1].data(), static_cast<int64_t>(logits[0].size()));
+    set_decode_int_path(false);
+    const double ef = cached_vs_full_error(c, t, 6);
+    set_decode_int_path(true);
+    const double ei = cached_vs_full_error(c, t, 6);
+    fmt::print("{}: integer vs float path {:.2e}; against the full forward: float path {:.2e}, integer path {:.2e}\n",
+               kv_dtype_name(t), e, ef, ei);
+    EXPECT_LT(e, 0.15 * ef) << kv_dtype_name(t);
+    EXPECT_LE(ei, 1.02 * ef) << kv_dtype_name(t);
+  }
+}
+
 TEST_P(Decode, CacheAllocatesExactlyTheProfilersFigure) {
   const ModelConfig c = small(GetParam().share, GetParam().kv);
   for (KvDType t : kAllKvDTypes) {
@@ -135,6 +175,225 @@ TEST(Decode, LimitsAreClearErrors) {
     EXPECT_NE(std::string(e.what()).find("capacity"), std::string::npos) << e.what();
   }
   EXPECT_EQ(dec.cache().length(0), 4);  // nothing was overwritten
+}
+
+// The sliding window: two sequences decoded well past the cache's 12 positions and the model's
+// max_seq_len of 40 keep their last 5 tokens whenever they fill the cache. At every step each
+// sequence's window is the tail of everything it was given, never longer than the cache, and its
+// logits equal a full forward over exactly the window's tokens (positions 0 … |window| − 1).
+TEST(Decode, SlidingWindowEqualsAFullForwardOverTheWindow) {
+  for (Share share : {Share::none, Share::kv}) {
+    const ModelConfig c = small(share, 2);
+    Transformer<float> model(c, 1, c.max_seq_len);
+    test::randomize_params(model, 7);
+    const int capacity = 12, keep = 5;
+    Decoder dec(model, 2, capacity, KvDType::fp32, keep);
+    Rng rng(9);
+    std::vector<std::vector<int32_t>> seen(2);
+    for (int t = 0; t < 3; t++) seen[0].push_back(static_cast<int32_t>(rng.below(c.vocab_size)));
+    for (int t = 0; t < capacity; t++) seen[1].push_back(static_cast<int32_t>(rng.below(c.vocab_size)));
+    dec.prefill(0, seen[0]);
+    dec.prefill(1, seen[1]);  // full: its first step slides
+    double worst = 0;
+    const int steps = 2 * c.max_seq_len;
+    for (int s = 0; s < steps; s++) {
+      std::vector<int32_t> next(2);
+      for (int b = 0; b < 2; b++) seen[b].push_back(next[b] = static_cast<int32_t>(rng.below(c.vocab_size)));
+      const float* logits = dec.step(next);
+      for (int b = 0; b < 2; b++) {
+        const std::span<const int32_t> w = dec.window(b);
+        ASSERT_LE(static_cast<int>(w.size()), capacity);
+        ASSERT_EQ(dec.cache().length(b), static_cast<int>(w.size()));
+        ASSERT_TRUE(std::equal(w.begin(), w.end(), seen[b].end() - static_cast<int64_t>(w.size())))
+            << "the window is not the tail of the sequence at step " << s;
+        model.forward(w.data(), nullptr, 1, static_cast<int>(w.size()));
+        const float* full = model.logits() + static_cast<int64_t>(w.size() - 1) * c.vocab_size;
+        worst = std::max(worst, test::scaled_error(logits + b * c.vocab_size, full, c.vocab_size));
+      }
+    }
+    EXPECT_LT(worst, 1e-5) << share_name(share);
+    // A slide happens only when the cache is full: sequence 0 at its 10th step and then every
+    // 12 − 5 = 7 steps (11 times in 80 steps), sequence 1 at its first step and every 7 (12 times).
+    EXPECT_EQ(dec.slides(), 11 + 12);
+  }
+}
+
+TEST(Decode, SlidingWindowKeepMustLeaveRoom) {
+  const ModelConfig c = small(Share::kv, 2);
+  Transformer<float> model(c, 1, c.max_seq_len);
+  EXPECT_THROW(Decoder(model, 1, 12, KvDType::fp32, 12), Error);
+  EXPECT_THROW(Decoder(model, 1, 12, KvDType::fp32, -1), Error);
+  EXPECT_THROW(Decoder(model, 1, 100, KvDType::fp32, 40), Error);  // the limit is max_seq_len 40
+  EXPECT_NO_THROW(Decoder(model, 1, 12, KvDType::fp32, 11));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The decode kernel on its own: every instruction-set path against a naive double-precision
+// attention over the dequantised rows, and the vector paths against the scalar fallback.
+
+std::vector<DecodeIsa> compiled_isas() {
+  std::vector<DecodeIsa> isas;
+  for (DecodeIsa i : {DecodeIsa::scalar, DecodeIsa::avx2, DecodeIsa::avx512})
+    if (decode_isa_compiled(i)) isas.push_back(i);
+  return isas;
+}
+
+// Dequantisation is exact: each vector path's float rows times their scale are kv_decode()'s
+// values bit for bit, for head sizes with every kind of tail, and the row padding is zero.
+TEST(DecodeKernel, VectorDequantisationIsExact) {
+  Rng rng(17);
+  for (int hd : {1, 5, 8, 13, 16, 24, 31, 32, 33, 47, 64, 72}) {
+    for (KvDType t : kAllKvDTypes) {
+      const int rows = 7;
+      const int64_t vb = kv_vector_bytes(hd, t), stride = (hd + 15) / 16 * 16 + 16;
+      std::vector<uint8_t> stored(static_cast<size_t>(rows) * vb);
+      std::vector<float> x(hd), expect(static_cast<size_t>(rows) * hd);
+      for (int j = 0; j < rows; j++) {
+        for (auto& v : x) v = static_cast<float>(3 * rng.normal());
+        kv_encode(stored.data() + j * vb, x.data(), hd, t);
+        kv_decode(expect.data() + static_cast<int64_t>(j) * hd, stored.data() + j * vb, hd, t);
+      }
+      for (DecodeIsa isa : compiled_isas()) {
+        std::vector<float> got(static_cast<size_t>(rows) * stride, std::nanf("")), scales(rows, std::nanf(""));
+        kv_rows_to_float(isa, got.data(), stride, scales.data(), stored.data(), vb, rows, hd, t);
+        int bad = 0;
+        for (int j = 0; j < rows; j++) {
+          for (int i = 0; i < hd; i++)
+            bad += got[j * stride + i] * scales[j] != expect[static_cast<int64_t>(j) * hd + i];
+          for (int64_t i = hd; i < stride; i++) bad += got[j * stride + i] != 0.0f;
+        }
+        EXPECT_EQ(bad, 0) << decode_isa_name(isa) << " " << kv_dtype_name(t) << " hd " << hd;
+      }
+    }
+  }
+}
+
+// out[b, head] = Σ_t softmax_t(q·k_t / √hd) v_t in double, over kv_decode()'s rows.
+std::vector<double> naive_attention(const std::vector<float>& q, const KvCache& cache, const std::vector<int>& lengths,
+                                    const DecodeShape& s) {
+  const int hd = s.head_dim, G = s.n_head / s.n_kv_head, B = static_cast<int>(lengths.size());
+  std::vector<double> out(static_cast<size_t>(B) * s.n_head * hd, 0.0);
+  std::vector<float> k(hd), v(hd);
+  for (int b = 0; b < B; b++)
+    for (int head = 0; head < s.n_head; head++) {
+      const int g = head / G;
+      const float* qh = q.data() + (static_cast<int64_t>(b) * s.n_head + head) * hd;
+      std::vector<double> score(lengths[b]);
+      double m = -1e300, l = 0;
+      for (int t = 0; t < lengths[b]; t++) {
+        kv_decode(k.data(), cache.keys(0, b, g) + t * cache.vector_bytes(), hd, cache.dtype());
+        double dot = 0;
+        for (int i = 0; i < hd; i++) dot += static_cast<double>(qh[i]) * k[i];
+        score[t] = dot / std::sqrt(static_cast<double>(hd));
+        m = std::max(m, score[t]);
+      }
+      double* o = out.data() + (static_cast<int64_t>(b) * s.n_head + head) * hd;
+      for (int t = 0; t < lengths[b]; t++) {
+        const double p = std::exp(score[t] - m);
+        l += p;
+        kv_decode(v.data(), cache.values(0, b, g) + t * cache.vector_bytes(), hd, cache.dtype());
+        for (int i = 0; i < hd; i++) o[i] += p * v[i];
+      }
+      for (int i = 0; i < hd; i++) o[i] /= l;
+    }
+  return out;
+}
+
+// Random caches of every format; head sizes that leave tails (not a multiple of 8 or 16); K=V and
+// separate V; MHA, GQA and MQA groups; lengths of 1, one that ends mid-tile and one that crosses
+// the kDecodeChunk boundary into a second work item.
+TEST(DecodeKernel, VectorPathsEqualTheScalarFallback) {
+  const std::vector<int> lengths = {1, 45, kDecodeChunk + 77};
+  const int B = static_cast<int>(lengths.size()), capacity = kDecodeChunk + 77;
+  Rng rng(23);
+  double worst_naive = 0, worst_scalar = 0, worst_int8 = 0;
+  for (int hd : {5, 8, 13, 16, 24, 32, 37, 64, 72, 96}) {
+    for (Share share : {Share::none, Share::kv}) {
+      for (auto [n_head, n_kv] : {std::pair{2, 2}, std::pair{6, 2}, std::pair{3, 1}}) {
+        ModelConfig c;
+        c.n_layer = 1, c.n_head = n_head, c.n_kv_head = n_kv, c.head_dim = hd, c.share = share;
+        const DecodeShape shape{n_head, n_kv, hd};
+        std::vector<float> q(static_cast<size_t>(B) * n_head * hd);
+        for (auto& x : q) x = static_cast<float>(rng.normal());
+        for (KvDType t : kAllKvDTypes) {
+          KvCache cache(c, B, capacity, t);
+          std::vector<float> k(static_cast<size_t>(n_kv) * hd), v(k.size());
+          for (int b = 0; b < B; b++) {
+            for (int pos = 0; pos < lengths[b]; pos++) {
+              for (auto& x : k) x = static_cast<float>(1.5 * rng.normal());
+              for (auto& x : v) x = static_cast<float>(rng.normal());
+              cache.write(0, b, pos, k.data(), c.v_is_k() ? nullptr : v.data());
+            }
+            cache.set_length(b, lengths[b]);
+          }
+          const std::vector<double> expect = naive_attention(q, cache, lengths, shape);
+          std::vector<float> scalar(expect.size());
+          decode_attention(scalar.data(), q.data(), static_cast<int64_t>(n_head) * hd, cache, 0, lengths.data(), B,
+                           shape, DecodeIsa::scalar);
+          const std::string what = fmt::format("{} hd {} {} heads / {} kv", kv_dtype_name(t), hd, n_head, n_kv);
+          // The integer path of int8/int4 (head sizes a multiple of 32) rounds q and the value
+          // weights to int16: ~1/65534 of their largest, well below the codes' own rounding.
+          const bool int_path = (t == KvDType::int8 || t == KvDType::int4) && hd % 32 == 0;
+          const double naive_tol = int_path ? 1e-4 : 1e-5;
+          const double e0 = test::scaled_error(scalar.data(), expect.data(), static_cast<int64_t>(expect.size()));
+          EXPECT_LT(e0, naive_tol) << "scalar vs naive, " << what;
+          (naive_tol > 1e-5 ? worst_int8 : worst_naive) = std::max(naive_tol > 1e-5 ? worst_int8 : worst_naive, e0);
+          for (DecodeIsa isa : compiled_isas()) {
+            if (isa == DecodeIsa::scalar) continue;
+            std::vector<float> got(expect.size(), std::nanf(""));
+            decode_attention(got.data(), q.data(), static_cast<int64_t>(n_head) * hd, cache, 0, lengths.data(), B,
+                             shape, isa);
+            const double e = test::scaled_error(got.data(), scalar.data(), static_cast<int64_t>(got.size()));
+            EXPECT_LT(e, 1e-5) << decode_isa_name(isa) << " vs scalar, " << what;
+            EXPECT_LT(test::scaled_error(got.data(), expect.data(), static_cast<int64_t>(got.size())), naive_tol)
+                << decode_isa_name(isa) << " vs naive, " << what;
+            worst_scalar = std::max(worst_scalar, e);
+          }
+        }
+      }
+    }
+  }
+  fmt::print("decode kernel: scalar vs naive {:.2e} (int8/int4 path {:.2e}), vector vs scalar {:.2e} (best path: {})\n",
+             worst_naive, worst_int8, worst_scalar, decode_isa_name(decode_isa_best()));
+}
+
+// The decode step's linear layers: every path against a double-precision product, for every row
+// count it handles itself (1 … 8) and one it hands to BLAS, widths with tails, odd output counts.
+TEST(DecodeKernel, DecodeLinearMatchesADoubleProduct) {
+  Rng rng(29);
+  double worst = 0;
+  for (int N = 1; N <= kDecodeLinearMaxRows + 1; N++)
+    for (int C : {3, 16, 37, 64, 200})
+      for (int OC : {1, 2, 17, 40}) {
+        std::vector<float> x(static_cast<size_t>(N) * C), w(static_cast<size_t>(OC) * C), b(OC);
+        for (auto& v : x) v = static_cast<float>(rng.normal());
+        for (auto& v : w) v = static_cast<float>(rng.normal());
+        for (auto& v : b) v = static_cast<float>(rng.normal());
+        std::vector<double> expect(static_cast<size_t>(N) * OC);
+        for (int n = 0; n < N; n++)
+          for (int o = 0; o < OC; o++) {
+            double a = b[o];
+            for (int c = 0; c < C; c++) a += static_cast<double>(x[n * C + c]) * w[o * C + c];
+            expect[n * OC + o] = a;
+          }
+        for (DecodeIsa isa : compiled_isas()) {
+          for (bool bias : {true, false}) {
+            std::vector<float> got(expect.size(), std::nanf(""));
+            decode_linear(got.data(), x.data(), w.data(), bias ? b.data() : nullptr, N, C, OC, isa);
+            std::vector<double> want = expect;
+            if (!bias)
+              for (int n = 0; n < N; n++)
+                for (int o = 0; o < OC; o++) want[n * OC + o] -= b[o];
+            // Relative to √C, the typical size of a sum of C products of unit normals (a lone output
+            // can cancel to near zero).
+            const double e =
+                test::scaled_error(got.data(), want.data(), static_cast<int64_t>(got.size()), std::sqrt(1.0 * C));
+            EXPECT_LT(e, 1e-6) << decode_isa_name(isa) << " N " << N << " C " << C << " OC " << OC;
+            worst = std::max(worst, e);
+          }
+        }
+      }
+  fmt::print("decode linear: worst {:.2e} against double\n", worst);
 }
 
 }  // namespace

@@ -59,6 +59,44 @@ TEST(Train, ScheduleWarmsUpLinearlyThenDecaysToATenth) {
   EXPECT_GT(learning_rate(t, 30), learning_rate(t, 31));
 }
 
+TEST(Train, StepScheduleMultipliesByGammaEveryNSteps) {
+  TrainConfig t;
+  t.lr = 1.0, t.steps = 1000, t.warmup_steps = 0, t.schedule = "step", t.lr_step_every = 100, t.lr_step_gamma = 0.5;
+  EXPECT_DOUBLE_EQ(learning_rate(t, 0), 1.0);
+  EXPECT_DOUBLE_EQ(learning_rate(t, 99), 1.0);
+  EXPECT_DOUBLE_EQ(learning_rate(t, 100), 0.5);
+  EXPECT_DOUBLE_EQ(learning_rate(t, 199), 0.5);
+  EXPECT_DOUBLE_EQ(learning_rate(t, 200), 0.25);
+  EXPECT_DOUBLE_EQ(learning_rate(t, 999), std::pow(0.5, 9));
+  EXPECT_DOUBLE_EQ(learning_rate(t, 5000), std::pow(0.5, 50));  // past train.steps: still decaying, no floor
+  // Warmup comes first; the decays still count from step 0, and min_lr_ratio plays no part.
+  t.warmup_steps = 10, t.min_lr_ratio = 0.9;
+  EXPECT_DOUBLE_EQ(learning_rate(t, 0), 0.1);
+  EXPECT_DOUBLE_EQ(learning_rate(t, 9), 1.0);
+  EXPECT_DOUBLE_EQ(learning_rate(t, 10), 1.0);
+  EXPECT_DOUBLE_EQ(learning_rate(t, 100), 0.5);
+  // The cosine schedule is the default and is unchanged by the step keys.
+  TrainConfig cosine = t;
+  cosine.schedule = "cosine";
+  TrainConfig plain;
+  plain.lr = 1.0, plain.steps = 1000, plain.warmup_steps = 10, plain.min_lr_ratio = 0.9;
+  for (int64_t s : {0, 10, 100, 500, 999}) EXPECT_EQ(learning_rate(cosine, s), learning_rate(plain, s)) << s;
+  EXPECT_EQ(TrainConfig{}.schedule, "cosine");
+}
+
+TEST(Train, StepScheduleDrivesTheOptimiser) {
+  TrainConfig t = quick(12);
+  t.schedule = "step", t.lr_step_every = 4, t.lr_step_gamma = 0.1, t.warmup_steps = 0;
+  EXPECT_DOUBLE_EQ(learning_rate(t, 3), t.lr);
+  EXPECT_DOUBLE_EQ(learning_rate(t, 4), t.lr * 0.1);
+  TrainConfig frozen = t;
+  frozen.lr_step_gamma = 0;  // the weights stop changing from step 4 on
+  const auto r = train(tiny(Share::kv), frozen, {.quiet = true, .write_files = false});
+  const auto s = train(tiny(Share::kv), t, {.quiet = true, .write_files = false});
+  for (int i = 0; i < 5; i++) EXPECT_EQ(r.losses[i], s.losses[i]) << i;  // same schedule up to step 4
+  EXPECT_NE(r.losses[6], s.losses[6]);
+}
+
 TEST(Train, GradientAccumulationMatchesOneLargeBatch) {
   TrainConfig big = quick(6), accum = quick(6);
   big.batch_size = 8;

@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <omp.h>
 
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <sstream>
 
@@ -38,6 +40,12 @@ void add_generate(CLI::App& app) {
       ->check(CLI::IsMember({"fp32", "bf16", "fp16", "int8", "int4"}))
       ->capture_default_str();
   cmd->add_flag("--no-cache", o->no_cache, "Recompute the whole prefix for every token (the study's way)");
+  cmd->add_flag("--sliding-window", o->gen.sliding_window,
+                "Go past the model's context: a sequence that fills it keeps its last --window-keep tokens, "
+                "prefilled again at positions 0.. (without it, prompt + --max-new beyond the context is an error)");
+  cmd->add_option("--window-keep", o->gen.window_keep, "Tokens kept when the window slides (0: half the context)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads (0: OpenMP default)")->check(CLI::Range(0, 4096));
   cmd->add_flag("--json", o->json, "No streaming; print one JSON object");
   cmd->callback([o] {
@@ -71,22 +79,28 @@ void add_generate(CLI::App& app) {
                               },
                               &stats);
     const double tps = stats.decode_seconds > 0 ? static_cast<double>(stats.decode_tokens) / stats.decode_seconds : 0;
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    const int64_t peak_rss = static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
     if (o->json) {
       nlohmann::json j{{"generations", nlohmann::json::array()}, {"kv_dtype", o->no_cache ? "none" : o->kv_dtype},
                        {"cache_bytes", stats.cache_bytes}, {"prefill_s", stats.prefill_seconds},
                        {"decode_s", stats.decode_seconds}, {"decode_tokens", stats.decode_tokens},
-                       {"decode_tokens_per_s", tps}};
+                       {"decode_tokens_per_s", tps}, {"window_slides", stats.window_slides},
+                       {"peak_rss_bytes", peak_rss}};
       for (size_t i = 0; i < out.size(); i++)
         j["generations"].push_back({{"prompt", prompts[i]}, {"text", out[i].text},
                                     {"prompt_tokens", out[i].prompt_tokens}, {"new_tokens", out[i].new_tokens}});
-      fmt::print("{}\n", j.dump());
+      // Text cut at a token boundary may be invalid UTF-8 (a random model emits partial byte tokens).
+      fmt::print("{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       return;
     }
     if (stream) fmt::print("\n");
     else
       for (size_t i = 0; i < out.size(); i++) fmt::print("[{}] {}{}\n", i + 1, prompts[i], out[i].text);
-    fmt::print(stderr, "{} tokens in {:.2f} s ({:.1f} tokens/s{})\n", stats.decode_tokens, stats.decode_seconds, tps,
-               o->no_cache ? ", no cache" : "");
+    fmt::print(stderr, "{} tokens in {:.2f} s ({:.1f} tokens/s{}{})\n", stats.decode_tokens, stats.decode_seconds, tps,
+               o->no_cache ? ", no cache" : "",
+               stats.window_slides > 0 ? fmt::format(", window slid {} times", stats.window_slides) : "");
   });
 }
 

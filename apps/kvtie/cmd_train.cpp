@@ -15,6 +15,13 @@ namespace kvtie::cli {
 namespace {
 
 std::string describe_validation(const nlohmann::json& v) {
+  if (v.contains("val_examples"))  // task image
+    return fmt::format(", test accuracy {:.4f} (loss {:.4f}, {} images) after {:.2f} epochs{}",
+                       v["val_acc"].get<double>(), v["val_loss"].get<double>(), v["val_examples"].get<int64_t>(),
+                       v["epoch"].get<double>(),
+                       v.contains("train_acc")
+                           ? fmt::format(", train accuracy {:.4f} since the previous test", v["train_acc"].get<double>())
+                           : "");
   if (v.contains("val_ppl"))
     return fmt::format(", validation loss {:.4f} ppl {:.3f}", v["val_loss"].get<double>(), v["val_ppl"].get<double>());
   if (v.contains("val_acc"))
@@ -46,7 +53,8 @@ void add_train(CLI::App& app) {
       "logged step and per validation), ckpt-*.safetensors + ckpt-*.state.safetensors every\n"
       "train.ckpt_every steps (the last train.keep_last kept, latest.json names the newest), and the\n"
       "final model.safetensors. Tasks: lm (train.data or train.train_tokens), induction (built-in causal\n"
-      "copy LM), reverse | sort | sub | swap | copy (the study's synthetic digit tasks; docs/synthetic.md).");
+      "copy LM), reverse | sort | sub | swap | copy (the study's synthetic digit tasks; docs/synthetic.md),\n"
+      "image (a ViT on train.images, e.g. Fashion-MNIST; docs/vision.md).");
   cmd->callback([o] {
     if (o->config.empty() && o->resume.empty()) throw CLI::RequiredError("--config or --resume");
     const std::string path = o->resume.empty() ? o->config : run_config_path(o->resume);
@@ -68,7 +76,7 @@ void add_train(CLI::App& app) {
       nlohmann::json j{{"variant", variant_label(mc)}, {"params", params}, {"kv_bytes_per_token_fp16", kv},
                        {"first_step", r.first_step}, {"steps", r.first_step + static_cast<int64_t>(r.losses.size())},
                        {"first_loss", first}, {"final_loss", last}, {"skipped_steps", r.skipped_steps},
-                       {"seconds", r.seconds}, {"tokens_per_s", r.tokens_per_second}, {"checkpoint", r.checkpoint}};
+                       {"seconds", r.seconds}, {r.unit + "_per_s", r.per_second}, {"checkpoint", r.checkpoint}};
       if (!r.val.is_null()) j.update(r.val);
       fmt::print("{}\n", j.dump());
       return;
@@ -77,9 +85,9 @@ void add_train(CLI::App& app) {
       fmt::print("nothing to do: the run is already at step {}; wrote {}\n", r.first_step, r.checkpoint);
       return;
     }
-    fmt::print("{} steps {}-{} in {:.1f} s ({:.0f} tokens/s): loss {:.4f} -> {:.4f}{}{}; wrote {}\n",
+    fmt::print("{} steps {}-{} in {:.1f} s ({:.0f} {}/s): loss {:.4f} -> {:.4f}{}{}; wrote {}\n",
                r.first_step ? "resumed," : "trained", r.first_step + 1, r.first_step + r.losses.size(), r.seconds,
-               r.tokens_per_second, first, last,
+               r.per_second, r.unit, first, last,
                r.skipped_steps ? fmt::format(" ({} steps skipped)", r.skipped_steps) : "",
                describe_validation(r.val),
                r.checkpoint);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/decode_attention.h"
+#include "kernels/decode_linear.h"
 #include "kernels/gelu.h"
 #include "kernels/layernorm.h"
 #include "kernels/linear.h"
@@ -11,10 +12,14 @@
 
 namespace kvtie {
 
-Decoder::Decoder(Transformer<float>& model, int batch, int capacity, KvDType dtype)
-    : model_(model), cache_(model.config(), batch, capacity, dtype), lengths_(batch, 0) {
+Decoder::Decoder(Transformer<float>& model, int batch, int capacity, KvDType dtype, int window_keep)
+    : model_(model), cache_(model.config(), batch, capacity, dtype), lengths_(batch, 0), window_keep_(window_keep) {
   const ModelConfig& c = model.config();
   if (c.head != Head::lm || !c.causal) fail("generation needs a causal LM (head lm, causal true)");
+  if (window_keep < 0 || (window_keep > 0 && window_keep >= limit()))
+    fail("sliding window: {} tokens to keep must be at least 1 and below the window of {} positions", window_keep,
+         limit());
+  if (window_keep > 0) windows_.resize(batch);
   const int64_t B = batch;
   arena_.plan(&x_, B * c.d_model);
   arena_.plan(&ln_, B * c.d_model);
@@ -36,6 +41,16 @@ const float* Decoder::prefill(int seq, std::span<const int32_t> tokens) {
   if (T > cache_.capacity())
     fail("prompt of {} tokens does not fit the KV cache capacity of {} tokens", T, cache_.capacity());
   if (T > model_.max_seq()) fail("prompt of {} tokens exceeds the model's context of {}", T, model_.max_seq());
+  fill(seq, tokens);
+  if (window_keep_ > 0) windows_[seq].assign(tokens.begin(), tokens.end());
+  return model_.logits() + static_cast<int64_t>(T - 1) * c.vocab_size;
+}
+
+int Decoder::limit() const { return std::min(cache_.capacity(), model_.config().max_seq_len); }
+
+void Decoder::fill(int seq, std::span<const int32_t> tokens) {
+  const ModelConfig& c = model_.config();
+  const int T = static_cast<int>(tokens.size());
   model_.forward(tokens.data(), nullptr, 1, T);
   const int P = c.attn_proj_dim();
   for (int l = 0; l < c.n_layer; l++) {
@@ -46,7 +61,6 @@ const float* Decoder::prefill(int seq, std::span<const int32_t> tokens) {
     }
   }
   cache_.set_length(seq, T);
-  return model_.logits() + static_cast<int64_t>(T - 1) * c.vocab_size;
 }
 
 const float* Decoder::step(std::span<const int32_t> tokens) {
@@ -56,6 +70,14 @@ const float* Decoder::step(std::span<const int32_t> tokens) {
   const float* w = model_.params();
   const ParamLayout& L = model_.layout();
   for (int b = 0; b < B; b++) {
+    if (tokens[b] >= c.vocab_size) fail("token {} is outside the vocabulary", tokens[b]);
+    if (tokens[b] >= 0 && window_keep_ > 0 && cache_.length(b) >= limit()) {
+      // Slide: keep the last window_keep tokens, prefilled again from position 0.
+      std::vector<int32_t>& win = windows_[b];
+      win.erase(win.begin(), win.end() - window_keep_);
+      fill(b, win);
+      slides_++;
+    }
     const int pos = cache_.length(b);
     if (tokens[b] < 0) {  // an inactive sequence: computed alongside (its rows are ignored) but not stored
       if (pos == 0) fail("decode step: sequence {} is inactive and empty", b);
@@ -76,7 +98,7 @@ const float* Decoder::step(std::span<const int32_t> tokens) {
   for (int l = 0; l < c.n_layer; l++) {
     const BlockOffsets& o = L.blocks[l];
     layernorm_forward(ln_, mean_, rstd_, x_, w + o.ln1_w, w + o.ln1_b, B, d);
-    linear_forward(qkv_, ln_, w + o.attn_w, w + o.attn_b, B, d, P);
+    decode_linear(qkv_, ln_, w + o.attn_w, w + o.attn_b, B, d, P);
     for (int b = 0; b < B; b++) {
       if (tokens[b] < 0) continue;
       const float* row = qkv_ + static_cast<int64_t>(b) * P;
@@ -84,17 +106,20 @@ const float* Decoder::step(std::span<const int32_t> tokens) {
     }
     decode_attention(att_, qkv_ + c.q_offset(), P, cache_, l, lengths_.data(), B,
                      {c.n_head, c.n_kv_head, c.head_dim});
-    linear_forward(branch_, att_, w + o.out_w, w + o.out_b, B, c.q_dim(), d);
+    decode_linear(branch_, att_, w + o.out_w, w + o.out_b, B, c.q_dim(), d);
     residual_forward(x_, x_, branch_, static_cast<int64_t>(B) * d);
     layernorm_forward(ln_, mean_, rstd_, x_, w + o.ln2_w, w + o.ln2_b, B, d);
-    linear_forward(fc_, ln_, w + o.fc_w, w + o.fc_b, B, d, c.d_ff);
+    decode_linear(fc_, ln_, w + o.fc_w, w + o.fc_b, B, d, c.d_ff);
     gelu_forward(fc_, fc_, static_cast<int64_t>(B) * c.d_ff);
-    linear_forward(branch_, fc_, w + o.proj_w, w + o.proj_b, B, c.d_ff, d);
+    decode_linear(branch_, fc_, w + o.proj_w, w + o.proj_b, B, c.d_ff, d);
     residual_forward(x_, x_, branch_, static_cast<int64_t>(B) * d);
   }
   layernorm_forward(ln_, mean_, rstd_, x_, w + L.lnf_w, w + L.lnf_b, B, d);
-  linear_forward(logits_, ln_, w + L.tok_emb, static_cast<const float*>(nullptr), B, d, c.vocab_size);
+  decode_linear(logits_, ln_, w + L.tok_emb, static_cast<const float*>(nullptr), B, d, c.vocab_size);
   for (int b = 0; b < B; b++) cache_.set_length(b, lengths_[b]);
+  if (window_keep_ > 0)
+    for (int b = 0; b < B; b++)
+      if (tokens[b] >= 0) windows_[b].push_back(tokens[b]);
   return logits_;
 }
 

@@ -45,6 +45,9 @@ std::vector<Generation> generate(Transformer<float>& model, const Tokenizer& tok
       fail("--stop: unknown stop token '{}' (the tokenizer's only special token is <|endoftext|>)", s);
   }
   const int B = static_cast<int>(prompts.size());
+  std::vector<Sampler> samplers;  // first: they check the sampling options
+  for (int b = 0; b < B; b++) samplers.emplace_back(SamplerConfig{o.sampler.temperature, o.sampler.top_k, o.sampler.top_p,
+                                                                 o.sampler.seed + static_cast<uint64_t>(b)});
   std::vector<std::vector<int32_t>> ids(B);
   int longest = 0;
   for (int b = 0; b < B; b++) {
@@ -53,12 +56,17 @@ std::vector<Generation> generate(Transformer<float>& model, const Tokenizer& tok
     if (static_cast<int>(ids[b].size()) >= c.max_seq_len)
       fail("prompt {} has {} tokens; the model's context is {} (room is needed for new tokens)", b + 1, ids[b].size(),
            c.max_seq_len);
+    if (!o.sliding_window && static_cast<int64_t>(ids[b].size()) + o.max_new > c.max_seq_len)
+      fail("prompt {} has {} tokens and --max-new {} would take it to {} positions; the model's context is {} "
+           "(lower --max-new, or pass --sliding-window)",
+           b + 1, ids[b].size(), o.max_new, static_cast<int64_t>(ids[b].size()) + o.max_new, c.max_seq_len);
     longest = std::max(longest, static_cast<int>(ids[b].size()));
   }
-  const int capacity = std::min(c.max_seq_len, longest + o.max_new);
-  std::vector<Sampler> samplers;
-  for (int b = 0; b < B; b++) samplers.emplace_back(SamplerConfig{o.sampler.temperature, o.sampler.top_k, o.sampler.top_p,
-                                                                 o.sampler.seed + static_cast<uint64_t>(b)});
+  if (o.sliding_window && (o.window_keep < 0 || o.window_keep >= c.max_seq_len))
+    fail("--window-keep {}: must be at least 1 and below the model's context of {}", o.window_keep, c.max_seq_len);
+  const int capacity = static_cast<int>(std::min<int64_t>(c.max_seq_len, static_cast<int64_t>(longest) + o.max_new));
+  // Tokens kept when a window slides; 0 when no sequence can reach the end of the context.
+  const int keep = o.sliding_window && capacity == c.max_seq_len ? (o.window_keep > 0 ? o.window_keep : capacity / 2) : 0;
   std::vector<Stream> out(B);
   std::vector<int32_t> next(B);
   GenerateStats local;
@@ -81,7 +89,7 @@ std::vector<Generation> generate(Transformer<float>& model, const Tokenizer& tok
       }
     }
     if (static_cast<int>(s.tokens.size()) >= o.max_new ||
-        static_cast<int>(ids[b].size() + s.tokens.size()) >= capacity)
+        (keep == 0 && static_cast<int>(ids[b].size() + s.tokens.size()) >= capacity))
       s.done = true;
     // Release what is final: everything when done, else all but a possible stop-string prefix and
     // an incomplete UTF-8 character at the end.
@@ -95,7 +103,7 @@ std::vector<Generation> generate(Transformer<float>& model, const Tokenizer& tok
   };
 
   if (o.use_cache) {
-    Decoder dec(model, B, capacity, o.kv_dtype);
+    Decoder dec(model, B, capacity, o.kv_dtype, keep);
     st.cache_bytes = dec.cache().bytes();
     st.cache_line = dec.cache().describe(c);
     if (o.on_cache) o.on_cache(st.cache_line);
@@ -116,16 +124,23 @@ std::vector<Generation> generate(Transformer<float>& model, const Tokenizer& tok
       }
     }
     st.decode_seconds = since(t0);
+    st.window_slides = dec.slides();
   } else {
     auto t0 = Clock::now();
     for (int b = 0; b < B; b++) {
       std::vector<int32_t> seq = ids[b];
+      size_t start = 0;  // the window: seq[start, end), moved as the decoder moves it
       while (!out[b].done) {
-        model.forward(seq.data(), nullptr, 1, static_cast<int>(seq.size()));
-        const int32_t t = samplers[b].sample(model.logits() + (seq.size() - 1) * c.vocab_size, c.vocab_size);
+        const int T = static_cast<int>(seq.size() - start);
+        model.forward(seq.data() + start, nullptr, 1, T);
+        const int32_t t = samplers[b].sample(model.logits() + static_cast<int64_t>(T - 1) * c.vocab_size, c.vocab_size);
         seq.push_back(t);
         st.decode_tokens++;
         accept(b, t);
+        if (!out[b].done && keep > 0 && T >= capacity) {  // t would not fit: the window slides first
+          start = seq.size() - 1 - keep;
+          st.window_slides++;
+        }
       }
     }
     st.decode_seconds = since(t0);

@@ -2,6 +2,11 @@
 // Text generation for a batch of prompts: prefill each prompt, then decode all sequences together
 // one token per step through the KV cache — or, with use_cache off, recompute the whole prefix at
 // every step (the study's way, kept to verify and to measure against).
+//
+// A request must fit the model's context: prompt + max_new ≤ max_seq_len, else it is an error
+// before anything runs — unless sliding_window is set: then a sequence that fills the context keeps
+// its last window_keep tokens (default: half the context) and goes on (Decoder says how). The
+// no-cache path slides at the same points, so both give the same tokens.
 #include <functional>
 #include <string>
 #include <vector>
@@ -19,6 +24,8 @@ struct GenerateOptions {
   std::vector<std::string> stop;  // stop strings; "<|endoftext|>" also stops
   bool use_cache = true;
   KvDType kv_dtype = KvDType::fp32;
+  bool sliding_window = false;
+  int window_keep = 0;  // tokens kept when the window slides; 0: half the context
   std::function<void(const std::string&)> on_cache;  // told what the cache holds, before prefill
 };
 
@@ -31,6 +38,7 @@ struct GenerateStats {
   double prefill_seconds = 0, decode_seconds = 0;
   int64_t decode_tokens = 0;
   int64_t cache_bytes = 0;
+  int64_t window_slides = 0;  // times a sequence's window slid (sliding_window only)
   std::string cache_line;  // what the cache holds (empty without a cache)
 };
 

@@ -45,7 +45,10 @@ class KvCache {
   KvDType dtype_;
   bool v_is_k_;
   int64_t vector_bytes_, bytes_;
-  std::unique_ptr<uint8_t[]> data_;
+  struct Free {
+    void operator()(uint8_t* p) const;
+  };
+  std::unique_ptr<uint8_t, Free> data_;
   std::vector<int> lengths_;
 };
 

@@ -1,102 +1,1146 @@
 #include "kernels/decode_attention.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
+
+#if defined(__AVX2__) || defined(__AVX512F__)
+// GCC 12's _mm512_undefined_*() initialise a variable with itself, which -W(maybe-)uninitialized
+// reports wherever such an intrinsic is inlined (GCC bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#endif
 
 #include "infer/kv_cache.h"
 #include "kernels/kv_codec.h"
 #include "kernels/parallel.h"
+#include "kvtie/error.h"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define KVTIE_DECODE_AVX512 1
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+#define KVTIE_DECODE_AVX2 1
+#endif
 
 namespace kvtie {
 namespace {
 
-constexpr int kTile = 32;  // positions per tile: scores of a tile stay in L1 with the rows
+constexpr int kTile = 32;  // positions per tile (a multiple of every vector width): rows stay in L1
+constexpr int kPrefetch = 2;  // tiles ahead whose rows are prefetched
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-inline float dot(const float* a, const float* b, int n) {
-  float s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int i = 0; i < n; i++) s += a[i] * b[i];
+int round_up(int n, int w) { return (n + w - 1) / w * w; }
+
+// ---------------------------------------------------------------------------------------------
+// One stored element as float, unscaled (int8/int4: the code). Tails of the vector paths and the
+// whole of the scalar path use these.
+
+inline float element(const uint8_t* src, int i, KvDType t) {
+  switch (t) {
+    case KvDType::fp32: {
+      float f;
+      std::memcpy(&f, src + 4 * static_cast<int64_t>(i), 4);
+      return f;
+    }
+    case KvDType::bf16: {
+      uint16_t h;
+      std::memcpy(&h, src + 2 * static_cast<int64_t>(i), 2);
+      return from_bf16(h);
+    }
+    case KvDType::fp16: {
+      _Float16 h;
+      std::memcpy(&h, src + 2 * static_cast<int64_t>(i), 2);
+      return static_cast<float>(h);
+    }
+    case KvDType::int8: return static_cast<float>(static_cast<int8_t>(src[i]));
+    case KvDType::int4: {
+      const int nib = (src[i / 2] >> (i % 2 ? 4 : 0)) & 0xf;
+      return static_cast<float>(nib >= 8 ? nib - 16 : nib);
+    }
+  }
+  return 0;
+}
+
+inline float row_scale(const uint8_t* src, int hd, KvDType t) {
+  float s = 1.0f;
+  if (t == KvDType::int8) std::memcpy(&s, src + hd, 4);
+  if (t == KvDType::int4) std::memcpy(&s, src + (hd + 1) / 2, 4);
   return s;
 }
 
-// Rows of a tile as float pointers: straight into the cache for fp32, else decoded into buf.
-const float* tile_rows(const uint8_t* base, int64_t vec_bytes, int first, int count, int hd, KvDType t,
-                       float* buf) {
-  if (t == KvDType::fp32) return reinterpret_cast<const float*>(base + first * vec_bytes);
-  for (int j = 0; j < count; j++) kv_decode(buf + static_cast<int64_t>(j) * hd, base + (first + j) * vec_bytes, hd, t);
-  return buf;
+// Elements [from, hd) of one row, then zeros up to width.
+inline void convert_tail(float* dst, const uint8_t* src, int from, int hd, int64_t width, KvDType t) {
+  for (int i = from; i < hd; i++) dst[i] = element(src, i, t);
+  for (int64_t i = hd; i < width; i++) dst[i] = 0.0f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The row arithmetic, one struct per instruction set. Rows hold n floats, n a multiple of W; score
+// and weight arrays hold round_up(count, W) floats of which `count` are meaningful. NV > 0 says, at
+// compile time, that n = hd = NV·W (no tail: the loops unroll and q stays in registers); NV = 0
+// takes n and hd at run time.
+//   convert: stored rows → float rows (see kv_rows_to_float)
+//   scores:  s[j] = q · row_j
+//   scale:   s[j] *= (f ? f[j] · c : c)
+//   max:     max of s[0, count)
+//   exp_sum: s[j] = exp(s[j] − shift) for j < count, 0 after; returns their sum
+//   exp1:    exp(x) for one x ≤ 0
+//   mul:     s[j] *= f[j]
+//   update:  acc = acc · corr + Σ_j p[j] · row_j
+//
+// The fallback is plain C++: the compiler may vectorise its loops for the target it builds for.
+
+struct Scalar {
+  static constexpr int W = 1;
+  template <int NV>
+  static void convert(float* dst, int64_t ds, float* scales, const uint8_t* src, int64_t ss, int count, int hd,
+                      KvDType t) {
+    for (int j = 0; j < count; j++) {
+      float* d = dst + j * ds;
+      const uint8_t* r = src + j * ss;
+      switch (t) {
+        case KvDType::int8:
+#pragma omp simd
+          for (int i = 0; i < hd; i++) d[i] = static_cast<float>(static_cast<int8_t>(r[i]));
+          break;
+        default: convert_tail(d, r, 0, hd, hd, t); break;
+      }
+      for (int64_t i = hd; i < ds; i++) d[i] = 0.0f;
+      scales[j] = row_scale(r, hd, t);
+    }
+  }
+  template <int NV>
+  static void scores(float* s, const float* q, const float* rows, int64_t rs, int count, int n) {
+    for (int j = 0; j < count; j++) {
+      const float* r = rows + j * rs;
+      float a = 0;
+#pragma omp simd reduction(+ : a)
+      for (int i = 0; i < n; i++) a += q[i] * r[i];
+      s[j] = a;
+    }
+  }
+  static void scale(float* s, const float* f, float c, int count) {
+    for (int j = 0; j < count; j++) s[j] *= f ? f[j] * c : c;
+  }
+  static float max(const float* s, int count) {
+    float m = kNegInf;
+    for (int j = 0; j < count; j++) m = std::max(m, s[j]);
+    return m;
+  }
+  static float exp_sum(float* s, int count, float shift) {
+    float sum = 0;
+    for (int j = 0; j < count; j++) sum += (s[j] = std::exp(s[j] - shift));
+    return sum;
+  }
+  static float exp1(float x) { return std::exp(x); }
+  static void mul(float* s, const float* f, int count) {
+    for (int j = 0; j < count; j++) s[j] *= f[j];
+  }
+  // The integer path (see attend_int): q16 · codes in int32, and the value sum with 16-bit weights.
+  // Code i of a row: int8 in the cache, or int16 (Wide: int4 rows widened by widen_int4).
+  template <bool Wide>
+  static int32_t code(const uint8_t* r, int i) {
+    if constexpr (Wide) {
+      int16_t c;
+      std::memcpy(&c, r + 2 * i, 2);
+      return c;
+    } else {
+      return static_cast<int8_t>(r[i]);
+    }
+  }
+  static void widen_int4(int16_t* dst, const uint8_t* src, int64_t ss, int count, int hd) {
+    for (int j = 0; j < count; j++)
+      for (int i = 0; i < hd; i++)
+        dst[static_cast<int64_t>(j) * hd + i] = static_cast<int16_t>(element(src + j * ss, i, KvDType::int4));
+  }
+  template <int NB, bool Wide>
+  static void iscores(float* s, const int16_t* q16, const uint8_t* rows, int64_t rs, int count, int nb) {
+    const int hd = 32 * (NB > 0 ? NB : nb);
+    for (int j = 0; j < count; j++) {
+      int32_t a = 0;
+      for (int i = 0; i < hd; i++) a += static_cast<int32_t>(q16[i]) * code<Wide>(rows + j * rs, i);
+      s[j] = static_cast<float>(a);
+    }
+  }
+  template <int NB, bool Wide>
+  static void iupdate(float* acc, float corr, const float* w, const uint8_t* rows, int64_t rs, int count, int nb) {
+    const int hd = 32 * (NB > 0 ? NB : nb);
+    const float wmax = max(w, count);
+    for (int i = 0; i < hd; i++) acc[i] *= corr;
+    if (!(wmax > 0)) return;
+    const float wmul = 32767.0f / wmax, ws = wmax / 32767.0f;
+    int32_t iacc[256] = {};
+    for (int j = 0; j < count; j++) {
+      const int32_t wj = static_cast<int32_t>(std::nearbyint(w[j] * wmul));
+      for (int i = 0; i < hd; i++) iacc[i] += wj * code<Wide>(rows + j * rs, i);
+    }
+    for (int i = 0; i < hd; i++) acc[i] += static_cast<float>(iacc[i]) * ws;
+  }
+  static void iunpermute(float* dst, const float* acc, int hd) { std::copy(acc, acc + hd, dst); }
+  template <int NV>
+  static void update(float* acc, float corr, const float* p, const float* rows, int64_t rs, int count, int n) {
+#pragma omp simd
+    for (int i = 0; i < n; i++) acc[i] *= corr;
+    for (int j = 0; j < count; j++) {
+      const float* r = rows + j * rs;
+      const float pj = p[j];
+#pragma omp simd
+      for (int i = 0; i < n; i++) acc[i] += pj * r[i];
+    }
+  }
+};
+
+#ifdef KVTIE_DECODE_AVX512
+// exp(x) for x ≤ 88 (Cephes' expf polynomial, ~1 ulp); below −87.3 it returns ~1e−38, not 0.
+inline __m512 exp512(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.33654f)), _mm512_set1_ps(88.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+  y = _mm512_add_ps(_mm512_fmadd_ps(y, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(y, n);
+}
+
+inline __mmask16 tail_mask16(int remaining) {
+  return remaining >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << remaining) - 1);
+}
+
+// The four horizontal sums of a, b, c, d.
+inline __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                                  _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, _MM_SHUFFLE(1, 0, 1, 0)),
+                                  _mm512_shuffle_f32x4(c, d, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 abcd = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(2, 0, 2, 0)),
+                                    _mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(3, 1, 3, 1)));
+  __m512 t = _mm512_add_ps(abcd, _mm512_permute_ps(abcd, _MM_SHUFFLE(2, 3, 0, 1)));
+  t = _mm512_add_ps(t, _mm512_permute_ps(t, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm512_castps512_ps128(_mm512_maskz_compress_ps(0x1111, t));
+}
+
+struct Avx512 {
+  static constexpr int W = 16;
+  static __m512 int8x16(__m128i codes) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes)); }
+  // 32 int4 codes (16 bytes) as two vectors of 16 floats. Element 2k is the low nibble of byte k:
+  // split the nibbles, interleave them back into element order, sign-extend 4 → 8 bits
+  // ((x ^ 8) − 8), then widen.
+  static void int4x32(__m128i b, __m512& e0, __m512& e1) {
+    const __m128i low = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
+    const __m128i lo = _mm_and_si128(b, low), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low);
+    e0 = int8x16(_mm_sub_epi8(_mm_xor_si128(_mm_unpacklo_epi8(lo, hi), eight), eight));
+    e1 = int8x16(_mm_sub_epi8(_mm_xor_si128(_mm_unpackhi_epi8(lo, hi), eight), eight));
+  }
+  // Elements [i, i + 16) of a row as floats (unscaled); i + 16 ≤ hd, i a multiple of 16.
+  static __m512 load16(const uint8_t* r, int i, KvDType t) {
+    switch (t) {
+      case KvDType::fp32: return _mm512_loadu_ps(r + 4 * i);
+      case KvDType::bf16:
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 2 * i))), 16));
+      case KvDType::fp16: return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 2 * i)));
+      case KvDType::int8: return int8x16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + i)));
+      case KvDType::int4: {
+        const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r + i / 2));
+        __m512 e0, e1;
+        int4x32(b, e0, e1);
+        return e0;
+      }
+    }
+    return _mm512_setzero_ps();
+  }
+  template <KvDType T, int NV>
+  static void convert_as(float* dst, int64_t ds, float* scales, const uint8_t* src, int64_t ss, int count, int hd_) {
+    const int hd = NV > 0 ? NV * 16 : hd_;
+    for (int j = 0; j < count; j++) {
+      float* d = dst + j * ds;
+      const uint8_t* r = src + j * ss;
+      int i = 0;
+      if constexpr (T == KvDType::int4)
+        for (; i + 32 <= hd; i += 32) {
+          __m512 e0, e1;
+          int4x32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + i / 2)), e0, e1);
+          _mm512_storeu_ps(d + i, e0);
+          _mm512_storeu_ps(d + i + 16, e1);
+        }
+      for (; i + 16 <= hd; i += 16) _mm512_storeu_ps(d + i, load16(r, i, T));
+      if (NV == 0) convert_tail(d, r, i, hd, ds, T);
+      if constexpr (T == KvDType::int8) std::memcpy(&scales[j], r + hd, 4);
+      else if constexpr (T == KvDType::int4) std::memcpy(&scales[j], r + (hd + 1) / 2, 4);
+      else scales[j] = 1.0f;
+    }
+  }
+  template <int NV>
+  static void convert(float* dst, int64_t ds, float* scales, const uint8_t* src, int64_t ss, int count, int hd,
+                      KvDType t) {
+    switch (t) {
+      case KvDType::fp32: return convert_as<KvDType::fp32, NV>(dst, ds, scales, src, ss, count, hd);
+      case KvDType::bf16: return convert_as<KvDType::bf16, NV>(dst, ds, scales, src, ss, count, hd);
+      case KvDType::fp16: return convert_as<KvDType::fp16, NV>(dst, ds, scales, src, ss, count, hd);
+      case KvDType::int8: return convert_as<KvDType::int8, NV>(dst, ds, scales, src, ss, count, hd);
+      case KvDType::int4: return convert_as<KvDType::int4, NV>(dst, ds, scales, src, ss, count, hd);
+    }
+  }
+  template <int NV>
+  static void scores(float* s, const float* q, const float* rows, int64_t rs, int count, int n_) {
+    const int n = NV > 0 ? NV * 16 : n_;
+    int j = 0;
+    if constexpr (NV > 0) {
+      __m512 qv[NV];
+      for (int v = 0; v < NV; v++) qv[v] = _mm512_loadu_ps(q + 16 * v);
+      for (; j + 4 <= count; j += 4) {
+        const float* r0 = rows + j * rs;
+        const float *r1 = r0 + rs, *r2 = r1 + rs, *r3 = r2 + rs;
+        __m512 a0 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(r0)), a1 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(r1));
+        __m512 a2 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(r2)), a3 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(r3));
+        for (int v = 1; v < NV; v++) {
+          a0 = _mm512_fmadd_ps(qv[v], _mm512_loadu_ps(r0 + 16 * v), a0);
+          a1 = _mm512_fmadd_ps(qv[v], _mm512_loadu_ps(r1 + 16 * v), a1);
+          a2 = _mm512_fmadd_ps(qv[v], _mm512_loadu_ps(r2 + 16 * v), a2);
+          a3 = _mm512_fmadd_ps(qv[v], _mm512_loadu_ps(r3 + 16 * v), a3);
+        }
+        _mm_storeu_ps(s + j, hsum4(a0, a1, a2, a3));
+      }
+    } else {
+      for (; j + 4 <= count; j += 4) {
+        const float* r0 = rows + j * rs;
+        const float *r1 = r0 + rs, *r2 = r1 + rs, *r3 = r2 + rs;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < n; i += 16) {
+          const __m512 qv = _mm512_loadu_ps(q + i);
+          a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(r0 + i), a0);
+          a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(r1 + i), a1);
+          a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(r2 + i), a2);
+          a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(r3 + i), a3);
+        }
+        _mm_storeu_ps(s + j, hsum4(a0, a1, a2, a3));
+      }
+    }
+    for (; j < count; j++) {
+      const float* r = rows + j * rs;
+      __m512 a = _mm512_setzero_ps();
+      for (int i = 0; i < n; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(r + i), a);
+      s[j] = _mm512_reduce_add_ps(a);
+    }
+  }
+  static void scale(float* s, const float* f, float c, int count) {
+    const __m512 cv = _mm512_set1_ps(c);
+    for (int j = 0; j < count; j += 16) {
+      const __m512 k = f ? _mm512_mul_ps(_mm512_loadu_ps(f + j), cv) : cv;
+      _mm512_storeu_ps(s + j, _mm512_mul_ps(_mm512_loadu_ps(s + j), k));
+    }
+  }
+  static float max(const float* s, int count) {
+    __m512 m = _mm512_set1_ps(kNegInf);
+    for (int j = 0; j < count; j += 16) m = _mm512_mask_max_ps(m, tail_mask16(count - j), m, _mm512_loadu_ps(s + j));
+    return _mm512_reduce_max_ps(m);
+  }
+  static float exp_sum(float* s, int count, float shift) {
+    const __m512 sh = _mm512_set1_ps(shift);
+    __m512 sum = _mm512_setzero_ps();
+    for (int j = 0; j < count; j += 16) {
+      const __m512 p = _mm512_maskz_mov_ps(tail_mask16(count - j), exp512(_mm512_sub_ps(_mm512_loadu_ps(s + j), sh)));
+      _mm512_storeu_ps(s + j, p);
+      sum = _mm512_add_ps(sum, p);
+    }
+    return _mm512_reduce_add_ps(sum);
+  }
+  static float exp1(float x) { return _mm512_cvtss_f32(exp512(_mm512_set1_ps(x))); }
+  static void mul(float* s, const float* f, int count) {
+    for (int j = 0; j < count; j += 16)
+      _mm512_storeu_ps(s + j, _mm512_mul_ps(_mm512_loadu_ps(s + j), _mm512_loadu_ps(f + j)));
+  }
+  // B vectors of acc against every row, even and odd rows into separate accumulators so that
+  // 2·B independent FMA chains hide the latency.
+  template <int B>
+  static void update_block(float* acc, __m512 corr, const float* p, const float* rows, int64_t rs, int count) {
+    __m512 a[B], b[B];
+    for (int v = 0; v < B; v++) a[v] = _mm512_mul_ps(_mm512_loadu_ps(acc + 16 * v), corr), b[v] = _mm512_setzero_ps();
+    int j = 0;
+    for (; j + 2 <= count; j += 2) {
+      const __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
+      const float* r0 = rows + j * rs;
+      const float* r1 = r0 + rs;
+      for (int v = 0; v < B; v++) {
+        a[v] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(r0 + 16 * v), a[v]);
+        b[v] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(r1 + 16 * v), b[v]);
+      }
+    }
+    if (j < count) {
+      const __m512 p0 = _mm512_set1_ps(p[j]);
+      const float* r0 = rows + j * rs;
+      for (int v = 0; v < B; v++) a[v] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(r0 + 16 * v), a[v]);
+    }
+    for (int v = 0; v < B; v++) _mm512_storeu_ps(acc + 16 * v, _mm512_add_ps(a[v], b[v]));
+  }
+  static __m512i dot_pairs(__m512i acc, __m512i a, __m512i b) {
+#ifdef __AVX512VNNI__
+    return _mm512_dpwssd_epi32(acc, a, b);
+#else
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+#endif
+  }
+  static __m128i hsum4i(__m512i a, __m512i b, __m512i c, __m512i d) {
+    const __m512i ab = _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                                        _mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m512i cd = _mm512_add_epi32(_mm512_shuffle_i32x4(c, d, _MM_SHUFFLE(1, 0, 1, 0)),
+                                        _mm512_shuffle_i32x4(c, d, _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m512i abcd = _mm512_add_epi32(_mm512_shuffle_i32x4(ab, cd, _MM_SHUFFLE(2, 0, 2, 0)),
+                                          _mm512_shuffle_i32x4(ab, cd, _MM_SHUFFLE(3, 1, 3, 1)));
+    __m512i t = _mm512_add_epi32(abcd, _mm512_shuffle_epi32(abcd, static_cast<_MM_PERM_ENUM>(_MM_SHUFFLE(2, 3, 0, 1))));
+    t = _mm512_add_epi32(t, _mm512_shuffle_epi32(t, static_cast<_MM_PERM_ENUM>(_MM_SHUFFLE(1, 0, 3, 2))));
+    return _mm512_castsi512_si128(_mm512_maskz_compress_epi32(0x1111, t));
+  }
+  // Codes [32b, 32b + 32) of a row as int16: int8 codes widened, or int16 codes (Wide) loaded.
+  template <bool Wide>
+  static __m512i codes32(const uint8_t* r, int b) {
+    if constexpr (Wide) return _mm512_loadu_si512(r + 64 * b);
+    return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 32 * b)));
+  }
+  // int4 rows → int16 codes, 32 per 16 bytes: each byte k into a 32-bit lane, its two nibbles
+  // into the lane's two 16-bit halves (element 2k low, 2k + 1 high), then sign-extended
+  // ((x ^ 8) − 8 per 16 bits).
+  static void widen_int4(int16_t* dst, const uint8_t* src, int64_t ss, int count, int hd) {
+    const __m512i low = _mm512_set1_epi32(0x0f), high = _mm512_set1_epi32(0xf0), eight = _mm512_set1_epi16(8);
+    for (int j = 0; j < count; j++) {
+      const uint8_t* r = src + j * ss;
+      int16_t* d = dst + static_cast<int64_t>(j) * hd;
+      for (int i = 0; i < hd; i += 32) {
+        const __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + i / 2)));
+        const __m512i v = _mm512_or_si512(_mm512_and_si512(x, low), _mm512_slli_epi32(_mm512_and_si512(x, high), 12));
+        _mm512_storeu_si512(d + i, _mm512_sub_epi16(_mm512_xor_si512(v, eight), eight));
+      }
+    }
+  }
+  template <int NB, bool Wide>
+  static void iscores(float* s, const int16_t* q16, const uint8_t* rows, int64_t rs, int count, int nb) {
+    const int n = NB > 0 ? NB : nb;
+    __m512i qv[8];
+    for (int b = 0; b < n; b++) qv[b] = _mm512_loadu_si512(q16 + 32 * b);
+    int j = 0;
+    for (; j + 4 <= count; j += 4) {
+      const uint8_t* r0 = rows + j * rs;
+      const uint8_t *r1 = r0 + rs, *r2 = r1 + rs, *r3 = r2 + rs;
+      __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+      for (int b = 0; b < n; b++) {
+        a0 = dot_pairs(a0, qv[b], codes32<Wide>(r0, b));
+        a1 = dot_pairs(a1, qv[b], codes32<Wide>(r1, b));
+        a2 = dot_pairs(a2, qv[b], codes32<Wide>(r2, b));
+        a3 = dot_pairs(a3, qv[b], codes32<Wide>(r3, b));
+      }
+      _mm_storeu_ps(s + j, _mm_cvtepi32_ps(hsum4i(a0, a1, a2, a3)));
+    }
+    for (; j < count; j++) {
+      __m512i a = _mm512_setzero_si512();
+      for (int b = 0; b < n; b++) a = dot_pairs(a, qv[b], codes32<Wide>(rows + j * rs, b));
+      s[j] = static_cast<float>(_mm512_reduce_add_epi32(a));
+    }
+  }
+  // acc is kept in the order the 16-bit unpacks leave: per 32 elements, lanes (L, k) of `lo` hold
+  // element 8L + k and of `hi` 8L + 4 + k (L = 128-bit lane, k < 4); iunpermute restores it.
+  template <int NB, bool Wide>
+  static void iupdate(float* acc, float corr, const float* w, const uint8_t* rows, int64_t rs, int count, int nb) {
+    const int n = NB > 0 ? NB : nb;
+    const float wmax = max(w, count);
+    const __m512 c = _mm512_set1_ps(corr);
+    if (!(wmax > 0)) {
+      for (int v = 0; v < 2 * n; v++) _mm512_storeu_ps(acc + 16 * v, _mm512_mul_ps(_mm512_loadu_ps(acc + 16 * v), c));
+      return;
+    }
+    const __m512 wmul = _mm512_set1_ps(32767.0f / wmax);
+    alignas(64) int32_t wq[kTile + 1] = {};
+    for (int j = 0; j < count; j += 16)
+      _mm512_storeu_si512(wq + j, _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(w + j), wmul)));
+    for (int j = count; j < kTile + 1; j++) wq[j] = 0;
+    __m512i lo[8], hi[8];
+    for (int b = 0; b < n; b++) lo[b] = _mm512_setzero_si512(), hi[b] = _mm512_setzero_si512();
+    int j = 0;
+    for (; j + 2 <= count; j += 2) {
+      const __m512i wp = _mm512_set1_epi32((wq[j] & 0xffff) | (wq[j + 1] << 16));
+      const uint8_t* r0 = rows + j * rs;
+      const uint8_t* r1 = r0 + rs;
+      for (int b = 0; b < n; b++) {
+        const __m512i x0 = codes32<Wide>(r0, b), x1 = codes32<Wide>(r1, b);
+        lo[b] = dot_pairs(lo[b], _mm512_unpacklo_epi16(x0, x1), wp);
+        hi[b] = dot_pairs(hi[b], _mm512_unpackhi_epi16(x0, x1), wp);
+      }
+    }
+    if (j < count) {  // the odd last row pairs with a zero row
+      const __m512i wp = _mm512_set1_epi32(wq[j] & 0xffff);
+      const __m512i z = _mm512_setzero_si512();
+      for (int b = 0; b < n; b++) {
+        const __m512i x0 = codes32<Wide>(rows + j * rs, b);
+        lo[b] = dot_pairs(lo[b], _mm512_unpacklo_epi16(x0, z), wp);
+        hi[b] = dot_pairs(hi[b], _mm512_unpackhi_epi16(x0, z), wp);
+      }
+    }
+    const __m512 ws = _mm512_set1_ps(wmax / 32767.0f);
+    for (int b = 0; b < n; b++) {
+      float* a0 = acc + 32 * b;
+      _mm512_storeu_ps(a0, _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[b]), ws, _mm512_mul_ps(_mm512_loadu_ps(a0), c)));
+      _mm512_storeu_ps(a0 + 16,
+                       _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[b]), ws, _mm512_mul_ps(_mm512_loadu_ps(a0 + 16), c)));
+    }
+  }
+  static void iunpermute(float* dst, const float* acc, int hd) {
+    const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const __m512i second = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+    for (int i = 0; i < hd; i += 32) {
+      const __m512 lo = _mm512_loadu_ps(acc + i), hi = _mm512_loadu_ps(acc + i + 16);
+      _mm512_storeu_ps(dst + i, _mm512_permutex2var_ps(lo, first, hi));
+      _mm512_storeu_ps(dst + i + 16, _mm512_permutex2var_ps(lo, second, hi));
+    }
+  }
+  template <int NV>
+  static void update(float* acc, float corr, const float* p, const float* rows, int64_t rs, int count, int n_) {
+    const __m512 c = _mm512_set1_ps(corr);
+    if constexpr (NV > 0 && NV <= 8) {
+      update_block<NV>(acc, c, p, rows, rs, count);
+    } else {
+      const int n = NV > 0 ? NV * 16 : n_;
+      int i = 0;
+      for (; i + 64 <= n; i += 64) update_block<4>(acc + i, c, p, rows + i, rs, count);
+      switch ((n - i) / 16) {
+        case 3: update_block<3>(acc + i, c, p, rows + i, rs, count); break;
+        case 2: update_block<2>(acc + i, c, p, rows + i, rs, count); break;
+        case 1: update_block<1>(acc + i, c, p, rows + i, rs, count); break;
+        default: break;
+      }
+    }
+  }
+};
+#endif  // KVTIE_DECODE_AVX512
+
+#ifdef KVTIE_DECODE_AVX2
+inline __m256 exp256(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_add_ps(_mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+inline __m256 tail_mask8(int remaining) {
+  return _mm256_cmp_ps(_mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_ps(static_cast<float>(remaining)),
+                       _CMP_LT_OQ);
+}
+
+inline float hsum(__m256 a) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+struct Avx2 {
+  static constexpr int W = 8;
+  static __m256 int8x8(__m128i codes) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)); }
+  // 16 int4 codes (8 bytes) as 16 signed bytes in element order (see Avx512::int4x32).
+  static __m128i int4x16(const uint8_t* r) {
+    const __m128i low = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
+    const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r));
+    const __m128i lo = _mm_and_si128(b, low), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low);
+    return _mm_sub_epi8(_mm_xor_si128(_mm_unpacklo_epi8(lo, hi), eight), eight);
+  }
+  template <KvDType T, int NV>
+  static void convert_as(float* dst, int64_t ds, float* scales, const uint8_t* src, int64_t ss, int count, int hd_) {
+    const int hd = NV > 0 ? NV * 8 : hd_;
+    for (int j = 0; j < count; j++) {
+      float* d = dst + j * ds;
+      const uint8_t* r = src + j * ss;
+      int i = 0;
+      if constexpr (T == KvDType::fp32) {
+        for (; i + 8 <= hd; i += 8) _mm256_storeu_ps(d + i, _mm256_loadu_ps(reinterpret_cast<const float*>(r + 4 * i)));
+      } else if constexpr (T == KvDType::bf16) {
+        for (; i + 8 <= hd; i += 8) {
+          const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 2 * i)));
+          _mm256_storeu_ps(d + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+        }
+      } else if constexpr (T == KvDType::fp16) {
+#ifdef __F16C__
+        for (; i + 8 <= hd; i += 8)
+          _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 2 * i))));
+#endif
+      } else if constexpr (T == KvDType::int8) {
+        for (; i + 8 <= hd; i += 8)
+          _mm256_storeu_ps(d + i, int8x8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(r + i))));
+      } else {
+        for (; i + 16 <= hd; i += 16) {
+          const __m128i e = int4x16(r + i / 2);
+          _mm256_storeu_ps(d + i, int8x8(e));
+          _mm256_storeu_ps(d + i + 8, int8x8(_mm_srli_si128(e, 8)));
+        }
+      }
+      if (NV == 0 || i < hd) convert_tail(d, r, i, hd, ds, T);
+      if constexpr (T == KvDType::int8) std::memcpy(&scales[j], r + hd, 4);
+      else if constexpr (T == KvDType::int4) std::memcpy(&scales[j], r + (hd + 1) / 2, 4);
+      else scales[j] = 1.0f;
+    }
+  }
+  template <int NV>
+  static void convert(float* dst, int64_t ds, float* scales, const uint8_t* src, int64_t ss, int count, int hd,
+                      KvDType t) {
+    switch (t) {
+      case KvDType::fp32: return convert_as<KvDType::fp32, NV>(dst, ds, scales, src, ss, count, hd);
+      case KvDType::bf16: return convert_as<KvDType::bf16, NV>(dst, ds, scales, src, ss, count, hd);
+      case KvDType::fp16: return convert_as<KvDType::fp16, NV>(dst, ds, scales, src, ss, count, hd);
+      case KvDType::int8: return convert_as<KvDType::int8, NV>(dst, ds, scales, src, ss, count, hd);
+      case KvDType::int4: return convert_as<KvDType::int4, NV>(dst, ds, scales, src, ss, count, hd);
+    }
+  }
+  template <int NV>
+  static void scores(float* s, const float* q, const float* rows, int64_t rs, int count, int n_) {
+    const int n = NV > 0 ? NV * 8 : n_;
+    int j = 0;
+    for (; j + 4 <= count; j += 4) {
+      const float* r0 = rows + j * rs;
+      const float *r1 = r0 + rs, *r2 = r1 + rs, *r3 = r2 + rs;
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int i = 0; i < n; i += 8) {
+        const __m256 qv = _mm256_loadu_ps(q + i);
+        a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(r0 + i), a0);
+        a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(r1 + i), a1);
+        a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(r2 + i), a2);
+        a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(r3 + i), a3);
+      }
+      _mm_storeu_ps(s + j, hsum4(a0, a1, a2, a3));
+    }
+    for (; j < count; j++) {
+      const float* r = rows + j * rs;
+      __m256 a = _mm256_setzero_ps();
+      for (int i = 0; i < n; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(r + i), a);
+      s[j] = hsum(a);
+    }
+  }
+  static void scale(float* s, const float* f, float c, int count) {
+    const __m256 cv = _mm256_set1_ps(c);
+    for (int j = 0; j < count; j += 8) {
+      const __m256 k = f ? _mm256_mul_ps(_mm256_loadu_ps(f + j), cv) : cv;
+      _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), k));
+    }
+  }
+  static float max(const float* s, int count) {
+    const __m256 ninf = _mm256_set1_ps(kNegInf);
+    __m256 m = ninf;
+    for (int j = 0; j < count; j += 8)
+      m = _mm256_max_ps(m, _mm256_blendv_ps(ninf, _mm256_loadu_ps(s + j), tail_mask8(count - j)));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+  }
+  static float exp_sum(float* s, int count, float shift) {
+    const __m256 sh = _mm256_set1_ps(shift);
+    __m256 sum = _mm256_setzero_ps();
+    for (int j = 0; j < count; j += 8) {
+      const __m256 p = _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), sh)), tail_mask8(count - j));
+      _mm256_storeu_ps(s + j, p);
+      sum = _mm256_add_ps(sum, p);
+    }
+    return hsum(sum);
+  }
+  static float exp1(float x) { return _mm256_cvtss_f32(exp256(_mm256_set1_ps(x))); }
+  static void mul(float* s, const float* f, int count) {
+    for (int j = 0; j < count; j += 8)
+      _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), _mm256_loadu_ps(f + j)));
+  }
+  template <int B>
+  static void update_block(float* acc, __m256 corr, const float* p, const float* rows, int64_t rs, int count) {
+    __m256 a[B], b[B];
+    for (int v = 0; v < B; v++) a[v] = _mm256_mul_ps(_mm256_loadu_ps(acc + 8 * v), corr), b[v] = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 2 <= count; j += 2) {
+      const __m256 p0 = _mm256_set1_ps(p[j]), p1 = _mm256_set1_ps(p[j + 1]);
+      const float* r0 = rows + j * rs;
+      const float* r1 = r0 + rs;
+      for (int v = 0; v < B; v++) {
+        a[v] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(r0 + 8 * v), a[v]);
+        b[v] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(r1 + 8 * v), b[v]);
+      }
+    }
+    if (j < count) {
+      const __m256 p0 = _mm256_set1_ps(p[j]);
+      const float* r0 = rows + j * rs;
+      for (int v = 0; v < B; v++) a[v] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(r0 + 8 * v), a[v]);
+    }
+    for (int v = 0; v < B; v++) _mm256_storeu_ps(acc + 8 * v, _mm256_add_ps(a[v], b[v]));
+  }
+  static __m128i hsum4i(__m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i abcd = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+    return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
+  }
+  static int32_t hsumi(__m256i a) {
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(h);
+  }
+  // Codes [16b, 16b + 16) of a row as int16 (see Avx512::codes32).
+  template <bool Wide>
+  static __m256i codes16(const uint8_t* r, int b) {
+    if constexpr (Wide) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 32 * b));
+    return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 16 * b)));
+  }
+  static void widen_int4(int16_t* dst, const uint8_t* src, int64_t ss, int count, int hd) {
+    const __m256i low = _mm256_set1_epi32(0x0f), high = _mm256_set1_epi32(0xf0), eight = _mm256_set1_epi16(8);
+    for (int j = 0; j < count; j++) {
+      const uint8_t* r = src + j * ss;
+      int16_t* d = dst + static_cast<int64_t>(j) * hd;
+      for (int i = 0; i < hd; i += 16) {
+        const __m256i x = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(r + i / 2)));
+        const __m256i v = _mm256_or_si256(_mm256_and_si256(x, low), _mm256_slli_epi32(_mm256_and_si256(x, high), 12));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), _mm256_sub_epi16(_mm256_xor_si256(v, eight), eight));
+      }
+    }
+  }
+  template <int NB, bool Wide>
+  static void iscores(float* s, const int16_t* q16, const uint8_t* rows, int64_t rs, int count, int nb) {
+    const int n = 2 * (NB > 0 ? NB : nb);  // 16-element blocks
+    int j = 0;
+    for (; j + 4 <= count; j += 4) {
+      const uint8_t* r0 = rows + j * rs;
+      const uint8_t *r1 = r0 + rs, *r2 = r1 + rs, *r3 = r2 + rs;
+      __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+      for (int b = 0; b < n; b++) {
+        const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q16 + 16 * b));
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(qv, codes16<Wide>(r0, b)));
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(qv, codes16<Wide>(r1, b)));
+        a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(qv, codes16<Wide>(r2, b)));
+        a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(qv, codes16<Wide>(r3, b)));
+      }
+      _mm_storeu_ps(s + j, _mm_cvtepi32_ps(hsum4i(a0, a1, a2, a3)));
+    }
+    for (; j < count; j++) {
+      __m256i a = _mm256_setzero_si256();
+      for (int b = 0; b < n; b++)
+        a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q16 + 16 * b)),
+                                                  codes16<Wide>(rows + j * rs, b)));
+      s[j] = static_cast<float>(hsumi(a));
+    }
+  }
+  // Per 16 elements, lanes (L, k) of `lo` hold element 8L + k and of `hi` 8L + 4 + k.
+  template <int NB, bool Wide>
+  static void iupdate(float* acc, float corr, const float* w, const uint8_t* rows, int64_t rs, int count, int nb) {
+    const int n = 2 * (NB > 0 ? NB : nb);
+    const float wmax = max(w, count);
+    const __m256 c = _mm256_set1_ps(corr);
+    if (!(wmax > 0)) {
+      for (int v = 0; v < 2 * n; v++) _mm256_storeu_ps(acc + 8 * v, _mm256_mul_ps(_mm256_loadu_ps(acc + 8 * v), c));
+      return;
+    }
+    const __m256 wmul = _mm256_set1_ps(32767.0f / wmax);
+    alignas(32) int32_t wq[kTile + 1] = {};
+    for (int j = 0; j < count; j += 8)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(wq + j), _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(w + j), wmul)));
+    for (int j = count; j < kTile + 1; j++) wq[j] = 0;
+    __m256i lo[16], hi[16];
+    for (int b = 0; b < n; b++) lo[b] = _mm256_setzero_si256(), hi[b] = _mm256_setzero_si256();
+    const __m256i z = _mm256_setzero_si256();
+    for (int j = 0; j < count; j += 2) {
+      const __m256i wp = _mm256_set1_epi32((wq[j] & 0xffff) | (wq[j + 1] << 16));
+      const uint8_t* r0 = rows + j * rs;
+      const uint8_t* r1 = r0 + rs;
+      const bool pair = j + 1 < count;
+      for (int b = 0; b < n; b++) {
+        const __m256i x0 = codes16<Wide>(r0, b), x1 = pair ? codes16<Wide>(r1, b) : z;
+        lo[b] = _mm256_add_epi32(lo[b], _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, x1), wp));
+        hi[b] = _mm256_add_epi32(hi[b], _mm256_madd_epi16(_mm256_unpackhi_epi16(x0, x1), wp));
+      }
+    }
+    const __m256 ws = _mm256_set1_ps(wmax / 32767.0f);
+    for (int b = 0; b < n; b++) {
+      float* a0 = acc + 16 * b;
+      _mm256_storeu_ps(a0, _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo[b]), ws, _mm256_mul_ps(_mm256_loadu_ps(a0), c)));
+      _mm256_storeu_ps(a0 + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi[b]), ws, _mm256_mul_ps(_mm256_loadu_ps(a0 + 8), c)));
+    }
+  }
+  static void iunpermute(float* dst, const float* acc, int hd) {
+    for (int i = 0; i < hd; i += 16) {
+      const __m256 lo = _mm256_loadu_ps(acc + i), hi = _mm256_loadu_ps(acc + i + 8);
+      _mm256_storeu_ps(dst + i, _mm256_permute2f128_ps(lo, hi, 0x20));
+      _mm256_storeu_ps(dst + i + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+    }
+  }
+  template <int NV>
+  static void update(float* acc, float corr, const float* p, const float* rows, int64_t rs, int count, int n_) {
+    const __m256 c = _mm256_set1_ps(corr);
+    const int n = NV > 0 ? NV * 8 : n_;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) update_block<4>(acc + i, c, p, rows + i, rs, count);
+    switch ((n - i) / 8) {
+      case 3: update_block<3>(acc + i, c, p, rows + i, rs, count); break;
+      case 2: update_block<2>(acc + i, c, p, rows + i, rs, count); break;
+      case 1: update_block<1>(acc + i, c, p, rows + i, rs, count); break;
+      default: break;
+    }
+  }
+};
+#endif  // KVTIE_DECODE_AVX2
+
+// ---------------------------------------------------------------------------------------------
+// The kernel, written once over the row arithmetic I.
+
+struct Item {
+  int b, g, first, last;  // sequence, kv head, positions [first, last)
+};
+
+struct Args {
+  const float* q;
+  int64_t q_stride;
+  const KvCache* cache;
+  int layer, G, hd;
+  float attn_scale;
+};
+
+// Per-thread scratch that outlives the call, so decode steps do not allocate.
+struct Scratch {
+  std::vector<float> kbuf, vbuf, kscale, vscale, sc, q, acc, m, l, qscale;
+  std::vector<int16_t> q16, kcodes, vcodes;
+};
+
+// One item: the online softmax over its positions, leaving (max, sum) per query head in ml and
+// the unnormalised value sums in acc_out [G, hd].
+template <class I, int NV>
+void attend(const Item& it, const Args& a, Scratch& s, float* ml, float* acc_out) {
+  const KvCache& cache = *a.cache;
+  const KvDType dtype = cache.dtype();
+  const int hd = NV > 0 ? NV * I::W : a.hd, G = a.G, n = NV > 0 ? hd : round_up(hd, I::W);
+  const int64_t vb = cache.vector_bytes();
+  const bool shared = cache.v_is_k(), quantised = dtype == KvDType::int8 || dtype == KvDType::int4;
+  const bool direct = dtype == KvDType::fp32 && hd % I::W == 0;  // rows read in place from the cache
+  const float* qg = a.q + it.b * a.q_stride + static_cast<int64_t>(it.g) * G * hd;
+  for (int h = 0; h < G; h++) {
+    std::copy(qg + static_cast<int64_t>(h) * hd, qg + static_cast<int64_t>(h + 1) * hd, s.q.begin() + h * n);
+    std::fill(s.q.begin() + h * n + hd, s.q.begin() + (h + 1) * n, 0.0f);
+  }
+  std::fill(s.acc.begin(), s.acc.begin() + static_cast<int64_t>(G) * n, 0.0f);
+  std::fill(s.m.begin(), s.m.begin() + G, kNegInf);
+  std::fill(s.l.begin(), s.l.begin() + G, 0.0f);
+  const uint8_t* kbase = cache.keys(a.layer, it.b, it.g);
+  const uint8_t* vbase = cache.values(a.layer, it.b, it.g);
+  // Asks for the rows of positions [from, to) ahead of use, so that memory works while the
+  // current tile computes: the hardware prefetcher alone lets the stream stall between tiles.
+  auto prefetch = [&](int from, int to) {
+    from = std::max(from, it.first), to = std::min(to, it.last);
+    if (from >= to) return;
+    for (int64_t x = from * vb; x < to * vb; x += 64) {
+      __builtin_prefetch(kbase + x);
+      if (!shared) __builtin_prefetch(vbase + x);
+    }
+  };
+  prefetch(it.first, it.first + kPrefetch * kTile);
+  for (int first = it.first; first < it.last; first += kTile) {
+    const int count = std::min(kTile, it.last - first);
+    prefetch(first + kPrefetch * kTile, first + (kPrefetch + 1) * kTile);
+    const float *K, *V;
+    int64_t ks, vs;
+    const float *kscale = nullptr, *vscale = nullptr;
+    if (direct) {
+      K = reinterpret_cast<const float*>(kbase + first * vb), ks = hd;
+    } else {
+      I::template convert<NV>(s.kbuf.data(), n, s.kscale.data(), kbase + first * vb, vb, count, hd, dtype);
+      K = s.kbuf.data(), ks = n;
+      if (quantised) kscale = s.kscale.data();
+    }
+    if (shared) {  // K=V: the value rows are the key rows just read (and dequantised)
+      V = K, vs = ks, vscale = kscale;
+    } else if (direct) {
+      V = reinterpret_cast<const float*>(vbase + first * vb), vs = hd;
+    } else {
+      I::template convert<NV>(s.vbuf.data(), n, s.vscale.data(), vbase + first * vb, vb, count, hd, dtype);
+      V = s.vbuf.data(), vs = n;
+      if (quantised) vscale = s.vscale.data();
+    }
+    for (int h = 0; h < G; h++) {
+      float* sc = s.sc.data();
+      I::template scores<NV>(sc, s.q.data() + h * n, K, ks, count, n);
+      I::scale(sc, kscale, a.attn_scale, count);  // the row's int8/int4 scale folded into its score
+      const float new_max = std::max(s.m[h], I::max(sc, count));
+      const float correction = new_max == s.m[h] ? 1.0f : I::exp1(s.m[h] - new_max);
+      const float sum = I::exp_sum(sc, count, new_max);
+      s.l[h] = s.l[h] * correction + sum;
+      s.m[h] = new_max;
+      if (vscale) I::mul(sc, vscale, count);  // ... and into its softmax weight
+      I::template update<NV>(s.acc.data() + h * n, correction, sc, V, vs, count, n);
+    }
+  }
+  for (int h = 0; h < G; h++) {
+    ml[2 * h] = s.m[h], ml[2 * h + 1] = s.l[h];
+    std::copy(s.acc.begin() + h * n, s.acc.begin() + h * n + hd, acc_out + static_cast<int64_t>(h) * hd);
+  }
+}
+
+// The integer path of int8 and int4 caches, for head sizes that are a multiple of 32 up to 256.
+// The rows are never widened to float: each query head is rounded once to int16 (q16 =
+// round(q · 32767 / max|q|)) and its scores are exact int32 dot products with the codes, times
+// max|q|/32767 · the row's scale; the value-sum weights (softmax weight · row scale) are rounded to
+// int16 per tile (relative to the tile's largest) and summed with the codes in int32. Both
+// roundings are 1/65534 of the largest value, far below the codes' own 1/254 (int8) or 1/14 (int4);
+// every path, the scalar one included, rounds identically. int8 codes are read in place; int4 rows
+// are first widened to int16 codes in an L1 tile (once, for both K=V roles).
+std::atomic<bool> g_int_path{true};
+
+inline bool int_path(KvDType t, int hd) {
+  if (!g_int_path.load(std::memory_order_relaxed)) return false;
+  return (t == KvDType::int8 || t == KvDType::int4) && hd % 32 == 0 && hd <= 256;
+}
+
+template <class I, int NB, bool Int4>
+void attend_int(const Item& it, const Args& a, Scratch& s, float* ml, float* acc_out) {
+  const KvCache& cache = *a.cache;
+  const int hd = a.hd, G = a.G, nb = hd / 32;
+  const int64_t vb = cache.vector_bytes();
+  const int64_t scale_at = Int4 ? hd / 2 : hd;
+  const bool shared = cache.v_is_k();
+  const float* qg = a.q + it.b * a.q_stride + static_cast<int64_t>(it.g) * G * hd;
+  for (int h = 0; h < G; h++) {
+    const float* qh = qg + static_cast<int64_t>(h) * hd;
+    float qmax = 0;
+    for (int i = 0; i < hd; i++) qmax = std::max(qmax, std::abs(qh[i]));
+    const float qmul = qmax > 0 ? 32767.0f / qmax : 0.0f;
+    s.qscale[h] = qmax / 32767.0f * a.attn_scale;
+    for (int i = 0; i < hd; i++) s.q16[static_cast<size_t>(h) * hd + i] = static_cast<int16_t>(std::nearbyint(qh[i] * qmul));
+  }
+  std::fill(s.acc.begin(), s.acc.begin() + static_cast<int64_t>(G) * hd, 0.0f);
+  std::fill(s.m.begin(), s.m.begin() + G, kNegInf);
+  std::fill(s.l.begin(), s.l.begin() + G, 0.0f);
+  const uint8_t* kbase = cache.keys(a.layer, it.b, it.g);
+  const uint8_t* vbase = cache.values(a.layer, it.b, it.g);
+  auto prefetch = [&](int from, int to) {
+    from = std::max(from, it.first), to = std::min(to, it.last);
+    if (from >= to) return;
+    for (int64_t x = from * vb; x < to * vb; x += 64) {
+      __builtin_prefetch(kbase + x);
+      if (!shared) __builtin_prefetch(vbase + x);
+    }
+  };
+  prefetch(it.first, it.first + kPrefetch * kTile);
+  for (int first = it.first; first < it.last; first += kTile) {
+    const int count = std::min(kTile, it.last - first);
+    prefetch(first + kPrefetch * kTile, first + (kPrefetch + 1) * kTile);
+    const uint8_t* K = kbase + first * vb;
+    const uint8_t* V = shared ? K : vbase + first * vb;
+    for (int j = 0; j < count; j++) std::memcpy(&s.kscale[j], K + j * vb + scale_at, 4);
+    if (!shared)
+      for (int j = 0; j < count; j++) std::memcpy(&s.vscale[j], V + j * vb + scale_at, 4);
+    const float* vscale = shared ? s.kscale.data() : s.vscale.data();
+    // The rows as the integer kernels read them, and their stride in bytes.
+    const uint8_t *KR = K, *VR = V;
+    int64_t rs = vb;
+    if constexpr (Int4) {
+      I::widen_int4(s.kcodes.data(), K, vb, count, hd);
+      KR = reinterpret_cast<const uint8_t*>(s.kcodes.data()), rs = 2 * hd;
+      if (!shared) I::widen_int4(s.vcodes.data(), V, vb, count, hd);
+      VR = shared ? KR : reinterpret_cast<const uint8_t*>(s.vcodes.data());
+    }
+    for (int h = 0; h < G; h++) {
+      float* sc = s.sc.data();
+      I::template iscores<NB, Int4>(sc, s.q16.data() + static_cast<size_t>(h) * hd, KR, rs, count, nb);
+      I::scale(sc, s.kscale.data(), s.qscale[h], count);
+      const float new_max = std::max(s.m[h], I::max(sc, count));
+      const float correction = new_max == s.m[h] ? 1.0f : I::exp1(s.m[h] - new_max);
+      const float sum = I::exp_sum(sc, count, new_max);
+      s.l[h] = s.l[h] * correction + sum;
+      s.m[h] = new_max;
+      I::mul(sc, vscale, count);
+      I::template iupdate<NB, Int4>(s.acc.data() + h * hd, correction, sc, VR, rs, count, nb);
+    }
+  }
+  for (int h = 0; h < G; h++) {
+    ml[2 * h] = s.m[h], ml[2 * h + 1] = s.l[h];
+    I::iunpermute(acc_out + static_cast<int64_t>(h) * hd, s.acc.data() + h * hd, hd);
+  }
+}
+
+template <class I>
+void run(float* out, const float* q, int64_t q_stride, const KvCache& cache, int layer, const int* lengths, int B,
+         const DecodeShape& shape) {
+  const int hd = shape.head_dim, kv = shape.n_kv_head, G = shape.n_head / shape.n_kv_head;
+  const int n = round_up(hd, I::W);
+  // The work list and the items' partial states, kept by the calling thread between calls.
+  thread_local std::vector<Item> items;
+  thread_local std::vector<int> pair_begin;
+  thread_local std::vector<float> part_ml, part_acc;
+  items.clear();
+  pair_begin.assign(static_cast<size_t>(B) * kv + 1, 0);
+  int64_t work = 0;  // cached vectors read by the whole call
+  for (int b = 0; b < B; b++) {
+    work += static_cast<int64_t>(lengths[b]) * kv * hd;
+    for (int g = 0; g < kv; g++) {
+      pair_begin[static_cast<size_t>(b) * kv + g] = static_cast<int>(items.size());
+      for (int first = 0; first < lengths[b]; first += kDecodeChunk)
+        items.push_back({b, g, first, std::min(lengths[b], first + kDecodeChunk)});
+    }
+  }
+  pair_begin.back() = static_cast<int>(items.size());
+  const int64_t n_items = static_cast<int64_t>(items.size());
+  part_ml.resize(static_cast<size_t>(n_items) * 2 * G);
+  part_acc.resize(static_cast<size_t>(n_items) * G * hd);
+  const Args args{q, q_stride, &cache, layer, G, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
+  // The common head sizes without a tail get loops unrolled at compile time.
+  void (*attend_item)(const Item&, const Args&, Scratch&, float*, float*) = attend<I, 0>;
+  if (I::W > 1 && hd % I::W == 0) {
+    if (hd / I::W == 4) attend_item = attend<I, 4>;
+    if (hd / I::W == 8) attend_item = attend<I, 8>;
+  }
+  if (int_path(cache.dtype(), hd)) {
+    if (cache.dtype() == KvDType::int8)
+      attend_item = hd == 64 ? attend_int<I, 2, false> : hd == 128 ? attend_int<I, 4, false> : attend_int<I, 0, false>;
+    else
+      attend_item = hd == 64 ? attend_int<I, 2, true> : hd == 128 ? attend_int<I, 4, true> : attend_int<I, 0, true>;
+  }
+  const Item* item = items.data();
+  const int* begin = pair_begin.data();
+  float* ml = part_ml.data();
+  float* pacc = part_acc.data();
+#pragma omp parallel if (worth_threads(work))
+  {
+    thread_local Scratch s;
+    s.kbuf.resize(static_cast<size_t>(kTile) * n);
+    s.vbuf.resize(cache.v_is_k() ? 0 : static_cast<size_t>(kTile) * n);
+    s.kscale.resize(kTile, 1.0f);
+    s.vscale.resize(kTile, 1.0f);
+    s.sc.resize(kTile);
+    s.q.resize(static_cast<size_t>(G) * n);
+    s.acc.resize(static_cast<size_t>(G) * std::max(n, hd));
+    s.m.resize(G);
+    s.l.resize(G);
+    s.qscale.resize(G);
+    s.q16.resize(static_cast<size_t>(G) * hd);
+    s.kcodes.resize(static_cast<size_t>(kTile) * hd);
+    s.vcodes.resize(cache.v_is_k() ? 0 : static_cast<size_t>(kTile) * hd);
+    // Dynamic: on a shared machine a thread that loses its core does not hold up the others.
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < n_items; i++) attend_item(item[i], args, s, ml + i * 2 * G, pacc + i * G * hd);
+    // Merge each query head's chunks in position order.
+#pragma omp for schedule(static)
+    for (int bh = 0; bh < B * shape.n_head; bh++) {
+      const int b = bh / shape.n_head, head = bh % shape.n_head, g = head / G, h = head % G;
+      float* o = out + static_cast<int64_t>(bh) * hd;
+      const int i0 = begin[b * kv + g], i1 = begin[b * kv + g + 1];
+      std::fill(o, o + hd, 0.0f);
+      float m = kNegInf, l = 0;
+      for (int i = i0; i < i1; i++) m = std::max(m, ml[static_cast<int64_t>(i) * 2 * G + 2 * h]);
+      for (int i = i0; i < i1; i++) {
+        const float w = std::exp(ml[static_cast<int64_t>(i) * 2 * G + 2 * h] - m);
+        l += ml[static_cast<int64_t>(i) * 2 * G + 2 * h + 1] * w;
+        const float* a = pacc + (static_cast<int64_t>(i) * G + h) * hd;
+#pragma omp simd
+        for (int x = 0; x < hd; x++) o[x] += w * a[x];
+      }
+      const float inv = l > 0 ? 1.0f / l : 0.0f;
+#pragma omp simd
+      for (int x = 0; x < hd; x++) o[x] *= inv;
+    }
+  }
+}
+
+DecodeIsa widest() {
+#if defined(KVTIE_DECODE_AVX512)
+  return DecodeIsa::avx512;
+#elif defined(KVTIE_DECODE_AVX2)
+  return DecodeIsa::avx2;
+#else
+  return DecodeIsa::scalar;
+#endif
+}
+
+std::atomic<DecodeIsa> g_best{widest()};
+
+DecodeIsa resolve(DecodeIsa isa) {
+  if (isa == DecodeIsa::best) return g_best.load(std::memory_order_relaxed);
+  if (!decode_isa_compiled(isa)) fail("decode attention: this build has no {} path", decode_isa_name(isa));
+  return isa;
 }
 
 }  // namespace
 
+bool decode_isa_compiled(DecodeIsa isa) {
+  switch (isa) {
+    case DecodeIsa::scalar:
+    case DecodeIsa::best: return true;
+    case DecodeIsa::avx2:
+#ifdef KVTIE_DECODE_AVX2
+      return true;
+#else
+      return false;
+#endif
+    case DecodeIsa::avx512:
+#ifdef KVTIE_DECODE_AVX512
+      return true;
+#else
+      return false;
+#endif
+  }
+  return false;
+}
+
+DecodeIsa decode_isa_best() { return widest(); }
+
+DecodeIsa decode_isa_resolve(DecodeIsa isa) { return resolve(isa); }
+void set_decode_int_path(bool enabled) { g_int_path.store(enabled); }
+void set_decode_isa(DecodeIsa isa) { g_best.store(isa == DecodeIsa::best ? widest() : resolve(isa)); }
+
+std::string_view decode_isa_name(DecodeIsa isa) {
+  switch (isa) {
+    case DecodeIsa::scalar: return "scalar";
+    case DecodeIsa::avx2: return "avx2";
+    case DecodeIsa::avx512: return "avx512";
+    case DecodeIsa::best: return "best";
+  }
+  return "?";
+}
+
 void decode_attention(float* out, const float* q, int64_t q_stride, const KvCache& cache, int layer,
-                      const int* lengths, int B, const DecodeShape& s) {
-  const int hd = s.head_dim, G = s.n_head / s.n_kv_head;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const KvDType dtype = cache.dtype();
-  const int64_t vb = cache.vector_bytes();
-  const bool shared = cache.v_is_k();
-  int64_t work = 0;  // cached vectors read by the whole call
-  for (int b = 0; b < B; b++) work += static_cast<int64_t>(lengths[b]) * s.n_kv_head * hd;
-#pragma omp parallel if (worth_threads(work))
-  {
-    // Per-thread scratch that outlives the call, so decode steps do not allocate: decoded K (and
-    // V) tile, scores, running softmax state.
-    thread_local std::vector<float> kbuf, vbuf, scores, acc, m, l;
-    kbuf.resize(static_cast<size_t>(kTile) * hd);
-    vbuf.resize(shared ? 0 : static_cast<size_t>(kTile) * hd);
-    scores.resize(static_cast<size_t>(G) * kTile);
-    acc.resize(static_cast<size_t>(G) * hd);
-    m.resize(G);
-    l.resize(G);
-#pragma omp for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++) {
-      for (int g = 0; g < s.n_kv_head; g++) {
-        const uint8_t* kbase = cache.keys(layer, b, g);
-        const uint8_t* vbase = cache.values(layer, b, g);
-        const float* qg = q + b * q_stride + static_cast<int64_t>(g) * G * hd;
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        std::fill(m.begin(), m.end(), -std::numeric_limits<float>::infinity());
-        std::fill(l.begin(), l.end(), 0.0f);
-        for (int first = 0; first < lengths[b]; first += kTile) {
-          const int count = std::min(kTile, lengths[b] - first);
-          const float* K = tile_rows(kbase, vb, first, count, hd, dtype, kbuf.data());
-          // K=V: the value rows are the key rows just read.
-          const float* V = shared ? K : tile_rows(vbase, vb, first, count, hd, dtype, vbuf.data());
-          for (int h = 0; h < G; h++) {
-            const float* qh = qg + static_cast<int64_t>(h) * hd;
-            float* sc = scores.data() + static_cast<int64_t>(h) * kTile;
-            float tile_max = -std::numeric_limits<float>::infinity();
-            for (int j = 0; j < count; j++) {
-              sc[j] = dot(qh, K + static_cast<int64_t>(j) * hd, hd) * scale;
-              tile_max = std::max(tile_max, sc[j]);
-            }
-            const float new_max = std::max(m[h], tile_max);
-            const float correction = std::exp(m[h] - new_max);
-            float* a = acc.data() + static_cast<int64_t>(h) * hd;
-            float sum = 0;
-            for (int j = 0; j < count; j++) sum += (sc[j] = std::exp(sc[j] - new_max));
-            l[h] = l[h] * correction + sum;
-            m[h] = new_max;
-#pragma omp simd
-            for (int i = 0; i < hd; i++) a[i] *= correction;
-            for (int j = 0; j < count; j++) {
-              const float p = sc[j];
-              const float* v = V + static_cast<int64_t>(j) * hd;
-#pragma omp simd
-              for (int i = 0; i < hd; i++) a[i] += p * v[i];
-            }
-          }
-        }
-        for (int h = 0; h < G; h++) {
-          float* o = out + static_cast<int64_t>(b) * s.n_head * hd + static_cast<int64_t>(g * G + h) * hd;
-          const float inv = l[h] > 0 ? 1.0f / l[h] : 0.0f;
-          for (int i = 0; i < hd; i++) o[i] = acc[static_cast<int64_t>(h) * hd + i] * inv;
-        }
-      }
-    }
+                      const int* lengths, int B, const DecodeShape& s, DecodeIsa isa) {
+  switch (resolve(isa)) {
+#ifdef KVTIE_DECODE_AVX512
+    case DecodeIsa::avx512: return run<Avx512>(out, q, q_stride, cache, layer, lengths, B, s);
+#endif
+#ifdef KVTIE_DECODE_AVX2
+    case DecodeIsa::avx2: return run<Avx2>(out, q, q_stride, cache, layer, lengths, B, s);
+#endif
+    default: return run<Scalar>(out, q, q_stride, cache, layer, lengths, B, s);
+  }
+}
+
+void kv_rows_to_float(DecodeIsa isa, float* dst, int64_t dst_stride, float* scales, const uint8_t* src,
+                      int64_t src_stride, int count, int hd, KvDType t) {
+  switch (resolve(isa)) {
+#ifdef KVTIE_DECODE_AVX512
+    case DecodeIsa::avx512: return Avx512::convert<0>(dst, dst_stride, scales, src, src_stride, count, hd, t);
+#endif
+#ifdef KVTIE_DECODE_AVX2
+    case DecodeIsa::avx2: return Avx2::convert<0>(dst, dst_stride, scales, src, src_stride, count, hd, t);
+#endif
+    default: return Scalar::convert<0>(dst, dst_stride, scales, src, src_stride, count, hd, t);
   }
 }
 

@@ -4,8 +4,21 @@
 // For each (sequence, kv head) one pass over the cached positions, in tiles, with an online
 // softmax, serves every query head of the group. With K=V (share kv / qkv) each cached row is
 // read and dequantised once and used for both the score and the value sum. Threads split
-// (sequence, kv head) pairs.
+// (sequence, kv head, chunk of kDecodeChunk positions) items; the chunks' partial softmax states
+// are merged in position order afterwards, so the result does not depend on the thread count.
+//
+// The row arithmetic is vectorised (AVX-512 or AVX2, chosen at compile time, with a plain C++
+// fallback that is also the reference the tests compare the vector paths with). Dequantisation
+// happens on the fly, a tile at a time: bf16/fp16 rows are widened into an L1-resident float tile
+// (fp32 rows are read in place); int8/int4 rows stay integer — the query is rounded to int16 once,
+// scores are int32 dot products with the codes (VNNI vpdpwssd where present), the value sum runs
+// on int16-rounded softmax weights — and each row's scale is folded into its score and its weight,
+// one multiply per row instead of per element. (Head sizes that are not a multiple of 32 widen
+// int8/int4 to float too.)
 #include <cstdint>
+#include <string_view>
+
+#include "kvtie/profile.h"
 
 namespace kvtie {
 
@@ -15,9 +28,36 @@ struct DecodeShape {
   int n_head, n_kv_head, head_dim;
 };
 
+// Which instruction set the row arithmetic uses. `best` is the widest this build was compiled for.
+enum class DecodeIsa { scalar, avx2, avx512, best };
+// Whether this build contains the path (avx2 needs __AVX2__ + __FMA__, avx512 needs AVX-512 F/BW/VL).
+bool decode_isa_compiled(DecodeIsa isa);
+DecodeIsa decode_isa_best();
+// What `best` resolves to from now on, process-wide (benchmarks compare the paths with it); an
+// Error when the path is not compiled. Default: the widest compiled path.
+void set_decode_isa(DecodeIsa isa);
+// Whether int8/int4 caches with a head size that is a multiple of 32 (up to 256) take the integer
+// path (default) or are widened to float like the other formats; process-wide, for tests and
+// benchmarks that compare the two.
+void set_decode_int_path(bool enabled);
+// The path a call with `isa` takes (best → the process-wide choice); an Error when not compiled.
+DecodeIsa decode_isa_resolve(DecodeIsa isa);
+std::string_view decode_isa_name(DecodeIsa isa);
+
+// Positions per work item: a long sequence is split so that one (sequence, kv head) pair still
+// keeps every thread busy (MQA at batch 1). Fixed, so results do not depend on the thread count.
+inline constexpr int kDecodeChunk = 1024;
+
 // q: [B, q_stride] (head h at columns h·hd); out: [B, n_head·hd]; positions [0, lengths[b]) of
 // sequence b are attended (the new token's own row must already be in the cache).
 void decode_attention(float* out, const float* q, int64_t q_stride, const KvCache& cache, int layer,
-                      const int* lengths, int B, const DecodeShape& s);
+                      const int* lengths, int B, const DecodeShape& s, DecodeIsa isa = DecodeIsa::best);
+
+// The dequantisation step on its own, exposed for tests: `count` stored vectors (at src_stride
+// bytes) become rows of dst (at dst_stride floats, zero from hd to dst_stride). Float formats are
+// widened exactly and scales[j] = 1; int8/int4 rows hold their codes as floats and scales[j] their
+// scale, so codes · scale is exactly kv_decode()'s value.
+void kv_rows_to_float(DecodeIsa isa, float* dst, int64_t dst_stride, float* scales, const uint8_t* src,
+                      int64_t src_stride, int count, int hd, KvDType t);
 
 }  // namespace kvtie

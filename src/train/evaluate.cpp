@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
+#include <vector>
 
 #include "kernels/softmax_xent.h"
 #include "kvtie/error.h"
@@ -102,6 +104,55 @@ SequenceEvalResult evaluate_sequences(Transformer<float>& model, const std::vect
   r.loss = scored ? loss_sum / static_cast<double>(scored) : 0.0;
   r.accuracy = n ? static_cast<double>(correct) / static_cast<double>(n * length) : 0.0;
   r.exact_match = n ? static_cast<double>(exact) / static_cast<double>(n) : 0.0;
+  return r;
+}
+
+int64_t count_correct(const float* logits, const int32_t* labels, int B, int C) {
+  int64_t correct = 0;
+  for (int b = 0; b < B; b++) {
+    const float* l = logits + static_cast<int64_t>(b) * C;
+    correct += static_cast<int32_t>(std::max_element(l, l + C) - l) == labels[b];
+  }
+  return correct;
+}
+
+ImageEvalResult evaluate_images(Transformer<float>& model, const ImageDataset& data, const ImageTransform& transform) {
+  const ModelConfig& c = model.config();
+  if (!c.is_image()) fail("{}: evaluating images needs an image model (model.image)", data.source());
+  const ImageShape shape = data.shape();
+  if (shape.channels != c.image.channels || shape.height != c.image.height || shape.width != c.image.width)
+    fail("{}: images are {}x{}x{}, the model takes {}x{}x{}", data.source(), shape.channels, shape.height,
+         shape.width, c.image.channels, c.image.height, c.image.width);
+  const int64_t n = data.size(), pixels = shape.numel();
+  const int max_batch = model.max_batch();
+  std::vector<float> images(static_cast<size_t>(max_batch * pixels));
+  std::vector<int32_t> labels(static_cast<size_t>(max_batch));
+  double loss_sum = 0.0;
+  int64_t correct = 0;
+  for (int64_t start = 0; start < n; start += max_batch) {
+    const int batch = static_cast<int>(std::min<int64_t>(max_batch, n - start));
+    std::exception_ptr error;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < batch; b++) {
+      try {
+        float* x = images.data() + b * pixels;
+        data.read(start + b, x);
+        transform.eval(x, x);
+        labels[static_cast<size_t>(b)] = data.label(start + b);
+      } catch (...) {
+#pragma omp critical(kvtie_eval_image_error)
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    model.forward_images(images.data(), labels.data(), batch);
+    loss_sum += model.loss_sum();
+    correct += count_correct(model.logits(), labels.data(), batch, c.n_classes);
+  }
+  ImageEvalResult r;
+  r.images = n;
+  r.loss = n ? loss_sum / static_cast<double>(n) : 0.0;
+  r.accuracy = n ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;
   return r;
 }
 

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "data/images/image_dataset.h"
+#include "data/images/image_transform.h"
 #include "kvtie/model.h"
 
 namespace kvtie {
@@ -38,5 +40,18 @@ struct SequenceEvalResult {
 };
 SequenceEvalResult evaluate_sequences(Transformer<float>& model, const std::vector<int32_t>& inputs,
                                       const std::vector<int32_t>& targets, int length);
+
+// Classification of labelled images (task "image"): every image of `data`, in order, through the
+// evaluation view of `transform` (normalisation only), in batches of model.max_batch(). The model
+// must be an image model whose image shape and classes match the data's.
+struct ImageEvalResult {
+  double loss = 0.0;      // mean cross-entropy
+  double accuracy = 0.0;  // fraction whose highest logit is the label
+  int64_t images = 0;
+};
+ImageEvalResult evaluate_images(Transformer<float>& model, const ImageDataset& data, const ImageTransform& transform);
+
+// Correct top-1 predictions among the first B rows of logits [B, C] for labels [B] (-1 never counts).
+int64_t count_correct(const float* logits, const int32_t* labels, int B, int C);
 
 }  // namespace kvtie

@@ -51,11 +51,9 @@ std::string run_config_path(const std::string& out_dir) { return out_dir + "/con
 
 TrainResult train(const ModelConfig& mc, const TrainConfig& tc, const TrainOptions& options) {
   if (tc.threads > 0) omp_set_num_threads(tc.threads);
-  if (tc.seq_len > mc.max_seq_len) fail("train.seq_len: {} exceeds model.max_seq_len {}", tc.seq_len, mc.max_seq_len);
   TrainTask task = make_train_task(tc, mc);
-  BatchSource* source = task.source.get();
 
-  Transformer<float> model(mc, tc.batch_size, tc.seq_len);
+  Transformer<float> model(mc, tc.batch_size, task.seq_len);
   model.init_weights(tc.seed);
   AdamW<float> optimizer(model.num_params());
   TrainProgress progress;
@@ -65,7 +63,7 @@ TrainResult train(const ModelConfig& mc, const TrainConfig& tc, const TrainOptio
     const std::string metrics = tc.out_dir + "/metrics.jsonl";
     if (options.resume) {
       progress = load_train_checkpoint(tc.out_dir, model, optimizer);
-      source->restore(progress.data);
+      task.restore(progress.data);
       truncate_metrics(metrics, progress.step);
     } else if (latest_checkpoint_step(tc.out_dir)) {
       fail("train.out_dir: {} already holds a run's checkpoints; continue it with --resume {} or choose another "
@@ -81,9 +79,10 @@ TrainResult train(const ModelConfig& mc, const TrainConfig& tc, const TrainOptio
     fail("resuming needs the run's files");
   }
 
-  const int64_t N = static_cast<int64_t>(tc.batch_size) * tc.seq_len;
-  std::vector<int32_t> tokens(N), targets(N);
+  const int64_t N = task.units_per_batch;  // tokens or images per micro-batch
+  const std::string per_s = task.unit + "_per_s";
   TrainResult result;
+  result.unit = task.unit;
   result.first_step = progress.step;
   auto validate = [&](int64_t step) {
     if (!task.validate) return;
@@ -102,8 +101,7 @@ TrainResult train(const ModelConfig& mc, const TrainConfig& tc, const TrainOptio
     model.zero_grad();
     double loss = 0.0;
     for (int micro = 0; micro < tc.grad_accum; micro++) {
-      source->next(tokens.data(), targets.data(), tc.batch_size, tc.seq_len);
-      loss += model.forward(tokens.data(), targets.data(), tc.batch_size, tc.seq_len) / tc.grad_accum;
+      loss += task.forward(model) / tc.grad_accum;
       model.backward(1.0f / static_cast<float>(tc.grad_accum));
     }
     if (!std::isfinite(loss)) fail("step {}: loss is {} (diverged); lower train.lr", step + 1, loss);
@@ -119,12 +117,12 @@ TrainResult train(const ModelConfig& mc, const TrainConfig& tc, const TrainOptio
     const double tokens_done = static_cast<double>(progress.step - result.first_step) * N * tc.grad_accum;
     if (log && (progress.step % tc.log_every == 0 || progress.step == 1 || progress.step == tc.steps))
       log->write({{"step", progress.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", r.grad_norm},
-                  {"skipped", r.skipped}, {"tokens", static_cast<double>(progress.step) * N * tc.grad_accum},
-                  {"elapsed_s", elapsed}, {"tokens_per_s", tokens_done / elapsed}});
-    bar.update(progress.step, tokens_done, "tok", fmt::format("loss {:.4f}", loss));
+                  {"skipped", r.skipped}, {task.unit, static_cast<double>(progress.step) * N * tc.grad_accum},
+                  {"elapsed_s", elapsed}, {per_s, tokens_done / elapsed}});
+    bar.update(progress.step, tokens_done, task.unit == "tokens" ? "tok" : "img", fmt::format("loss {:.4f}", loss));
     if (tc.val_every > 0 && progress.step % tc.val_every == 0 && progress.step != tc.steps) validate(progress.step);
     if (log && tc.ckpt_every > 0 && (progress.step % tc.ckpt_every == 0 || progress.step == tc.steps)) {
-      progress.data = source->state();
+      progress.data = task.state();
       save_train_checkpoint(tc.out_dir, model, optimizer, progress, tc.keep_last);
     }
   }
@@ -132,7 +130,7 @@ TrainResult train(const ModelConfig& mc, const TrainConfig& tc, const TrainOptio
   validate(progress.step);
   result.skipped_steps = progress.skipped_steps;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  result.tokens_per_second =
+  result.per_second =
       static_cast<double>(progress.step - result.first_step) * N * tc.grad_accum / std::max(result.seconds, 1e-9);
   if (options.write_files) {
     result.checkpoint = tc.out_dir + "/model.safetensors";

@@ -24,7 +24,8 @@ struct TrainResult {
   double val_loss = -1;        // last validation loss (-1: no validation data)
   nlohmann::json val;          // last validation metrics (the task's, see src/train/task.h)
   double seconds = 0.0;
-  double tokens_per_second = 0.0;
+  std::string unit = "tokens";   // what per_second counts: "tokens", or "images" (task image)
+  double per_second = 0.0;
   std::string checkpoint;      // the final model; empty when files are not written
 };
 

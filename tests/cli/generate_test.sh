@@ -53,6 +53,22 @@ check "batched greedy text equals the single-prompt text" \
 "$kvtie" generate --model $model --prompt "the cat" --max-new 30 --temperature 0 --stop "mat" --json >stop.json
 check "stops before the stop string" bash -c "! jq -r '.generations[0].text' stop.json | grep -q mat"
 
+check "peak resident memory is reported" test "$(jq .peak_rss_bytes cached.json)" -gt 1000000
+
+# Past the context (64): an error without --sliding-window; with it the window slides, and the greedy
+# text is the same with and without the cache (both slide at the same tokens).
+fails_with "prompt + --max-new beyond the context" "sliding-window" "$kvtie" generate --model $model --prompt "the cat" --max-new 100
+slide=(generate --model $model --prompt "the cat" --max-new 100 --temperature 0 --sliding-window --window-keep 24 --json)
+"$kvtie" "${slide[@]}" >slide.json
+"$kvtie" "${slide[@]}" --no-cache >slide_full.json
+check "100 new tokens through a context of 64" test "$(jq '.generations[0].new_tokens' slide.json)" -eq 100
+check "the window slid" test "$(jq .window_slides slide.json)" -ge 1
+check "sliding window: greedy text is identical with and without the cache" \
+  test "$(jq -r '.generations[0].text' slide.json)" == "$(jq -r '.generations[0].text' slide_full.json)"
+check "sliding window: the no-cache path slides as often" \
+  test "$(jq .window_slides slide_full.json)" -eq "$(jq .window_slides slide.json)"
+fails_with "--window-keep not below the context" "window-keep" "$kvtie" generate --model $model --prompt "the" --max-new 80 --sliding-window --window-keep 64
+
 "$kvtie" eval --model $model --tokens tokens.npy --json >plain.json
 "$kvtie" eval --model $model --tokens tokens.npy --kv-dtype fp32 --json >viacache.json
 check "eval through the fp32 cache equals the full forward" \

@@ -1,0 +1,180 @@
+#include "kernels/decode_linear.h"
+
+#include <algorithm>
+#include <cstring>
+
+#if defined(__AVX2__) || defined(__AVX512F__)
+// GCC 12's _mm512_undefined_*() trip -W(maybe-)uninitialized where inlined (GCC bug 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#endif
+
+#include "kernels/linear.h"
+#include "kernels/parallel.h"
+
+namespace kvtie {
+namespace {
+
+constexpr int kBlock = 16;  // output columns per scheduling unit (16 weight rows)
+
+// out[n, oc] for oc in [oc0, oc1): plain C++, one dot product per output.
+void rows_scalar(float* out, const float* x, const float* w, int N, int C, int OC, int oc0, int oc1) {
+  for (int oc = oc0; oc < oc1; oc++) {
+    const float* wr = w + static_cast<int64_t>(oc) * C;
+    for (int n = 0; n < N; n++) {
+      const float* xr = x + static_cast<int64_t>(n) * C;
+      float a = 0;
+#pragma omp simd reduction(+ : a)
+      for (int c = 0; c < C; c++) a += wr[c] * xr[c];
+      out[static_cast<int64_t>(n) * OC + oc] = a;
+    }
+  }
+}
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+inline __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                                  _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, _MM_SHUFFLE(1, 0, 1, 0)),
+                                  _mm512_shuffle_f32x4(c, d, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 abcd = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(2, 0, 2, 0)),
+                                    _mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(3, 1, 3, 1)));
+  __m512 t = _mm512_add_ps(abcd, _mm512_permute_ps(abcd, _MM_SHUFFLE(2, 3, 0, 1)));
+  t = _mm512_add_ps(t, _mm512_permute_ps(t, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm512_castps512_ps128(_mm512_maskz_compress_ps(0x1111, t));
+}
+
+// NB inputs (NB ≤ 8) against weight rows [oc0, oc1), two rows at a time: per 16 columns, two
+// weight loads feed 2·NB FMAs.
+template <int NB>
+void rows_avx512(float* out, const float* x, const float* w, int C, int OC, int oc0, int oc1) {
+  const __mmask16 tail = static_cast<__mmask16>((1u << (C % 16)) - 1);
+  const int full = C / 16 * 16;
+  for (int oc = oc0; oc < oc1; oc += 2) {
+    const bool two = oc + 1 < oc1;
+    const float* w0 = w + static_cast<int64_t>(oc) * C;
+    const float* w1 = two ? w0 + C : w0;
+    __m512 a0[NB], a1[NB];
+    for (int n = 0; n < NB; n++) a0[n] = _mm512_setzero_ps(), a1[n] = _mm512_setzero_ps();
+    for (int c = 0; c < full; c += 16) {
+      const __m512 wa = _mm512_loadu_ps(w0 + c), wb = _mm512_loadu_ps(w1 + c);
+      for (int n = 0; n < NB; n++) {
+        const __m512 xv = _mm512_loadu_ps(x + static_cast<int64_t>(n) * C + c);
+        a0[n] = _mm512_fmadd_ps(wa, xv, a0[n]);
+        a1[n] = _mm512_fmadd_ps(wb, xv, a1[n]);
+      }
+    }
+    if (full < C) {
+      const __m512 wa = _mm512_maskz_loadu_ps(tail, w0 + full), wb = _mm512_maskz_loadu_ps(tail, w1 + full);
+      for (int n = 0; n < NB; n++) {
+        const __m512 xv = _mm512_maskz_loadu_ps(tail, x + static_cast<int64_t>(n) * C + full);
+        a0[n] = _mm512_fmadd_ps(wa, xv, a0[n]);
+        a1[n] = _mm512_fmadd_ps(wb, xv, a1[n]);
+      }
+    }
+    for (int k = 0; k < 2; k++) {
+      if (k == 1 && !two) break;
+      const __m512* a = k ? a1 : a0;
+      float sums[NB];
+      int n = 0;
+      for (; n + 4 <= NB; n += 4) _mm_storeu_ps(sums + n, hsum4(a[n], a[n + 1], a[n + 2], a[n + 3]));
+      for (; n < NB; n++) sums[n] = _mm512_reduce_add_ps(a[n]);
+      for (n = 0; n < NB; n++) out[static_cast<int64_t>(n) * OC + oc + k] = sums[n];
+    }
+  }
+}
+#endif
+
+#if defined(__AVX2__) && defined(__FMA__)
+inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+// As rows_avx512 with 8 columns per vector and a scalar column tail.
+template <int NB>
+void rows_avx2(float* out, const float* x, const float* w, int C, int OC, int oc0, int oc1) {
+  const int full = C / 8 * 8;
+  for (int oc = oc0; oc < oc1; oc += 2) {
+    const bool two = oc + 1 < oc1;
+    const float* w0 = w + static_cast<int64_t>(oc) * C;
+    const float* w1 = two ? w0 + C : w0;
+    __m256 a0[NB], a1[NB];
+    for (int n = 0; n < NB; n++) a0[n] = _mm256_setzero_ps(), a1[n] = _mm256_setzero_ps();
+    for (int c = 0; c < full; c += 8) {
+      const __m256 wa = _mm256_loadu_ps(w0 + c), wb = _mm256_loadu_ps(w1 + c);
+      for (int n = 0; n < NB; n++) {
+        const __m256 xv = _mm256_loadu_ps(x + static_cast<int64_t>(n) * C + c);
+        a0[n] = _mm256_fmadd_ps(wa, xv, a0[n]);
+        a1[n] = _mm256_fmadd_ps(wb, xv, a1[n]);
+      }
+    }
+    for (int k = 0; k < 2; k++) {
+      if (k == 1 && !two) break;
+      const __m256* a = k ? a1 : a0;
+      const float* wr = k ? w1 : w0;
+      float sums[NB];
+      int n = 0;
+      for (; n + 4 <= NB; n += 4) _mm_storeu_ps(sums + n, hsum4(a[n], a[n + 1], a[n + 2], a[n + 3]));
+      for (; n < NB; n++) {
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(a[n]), _mm256_extractf128_ps(a[n], 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        sums[n] = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+      }
+      for (n = 0; n < NB; n++) {
+        float t = sums[n];
+        const float* xr = x + static_cast<int64_t>(n) * C;
+        for (int c = full; c < C; c++) t += wr[c] * xr[c];
+        out[static_cast<int64_t>(n) * OC + oc + k] = t;
+      }
+    }
+  }
+}
+#endif
+
+using RowsFn = void (*)(float*, const float*, const float*, int, int, int, int);
+
+RowsFn pick(DecodeIsa isa, int N) {
+  switch (isa) {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    case DecodeIsa::avx512: {
+      static constexpr RowsFn fns[] = {rows_avx512<1>, rows_avx512<2>, rows_avx512<3>, rows_avx512<4>,
+                                       rows_avx512<5>, rows_avx512<6>, rows_avx512<7>, rows_avx512<8>};
+      return fns[N - 1];
+    }
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+    case DecodeIsa::avx2: {
+      static constexpr RowsFn fns[] = {rows_avx2<1>, rows_avx2<2>, rows_avx2<3>, rows_avx2<4>,
+                                       rows_avx2<5>, rows_avx2<6>, rows_avx2<7>, rows_avx2<8>};
+      return fns[N - 1];
+    }
+#endif
+    default: return nullptr;
+  }
+}
+
+}  // namespace
+
+void decode_linear(float* out, const float* inp, const float* w, const float* b, int N, int C, int OC, DecodeIsa isa) {
+  if (N > kDecodeLinearMaxRows) return linear_forward(out, inp, w, b, N, C, OC);
+  const DecodeIsa path = decode_isa_resolve(isa);
+  const RowsFn rows = pick(path, N);
+  const int blocks = (OC + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (worth_threads(static_cast<int64_t>(N) * C * OC))
+  for (int blk = 0; blk < blocks; blk++) {
+    const int oc0 = blk * kBlock, oc1 = std::min(OC, oc0 + kBlock);
+    if (rows)
+      rows(out, inp, w, C, OC, oc0, oc1);
+    else
+      rows_scalar(out, inp, w, N, C, OC, oc0, oc1);
+    if (b)
+      for (int n = 0; n < N; n++)
+        for (int oc = oc0; oc < oc1; oc++) out[static_cast<int64_t>(n) * OC + oc] += b[oc];
+  }
+}
+
+}  // namespace kvtie
