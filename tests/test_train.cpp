@@ -97,6 +97,25 @@ TEST(Train, StepScheduleDrivesTheOptimiser) {
   EXPECT_NE(r.losses[6], s.losses[6]);
 }
 
+TEST(Train, InitStdScalesOnlyTheMatrices) {
+  Transformer<float> a(tiny(Share::kv), 1, 16), b(tiny(Share::kv), 1, 16), c(tiny(Share::kv), 1, 16);
+  a.init_weights(7);
+  b.init_weights(7, 0.02);
+  c.init_weights(7, 0.05);
+  EXPECT_TRUE(std::equal(a.params(), a.params() + a.num_params(), b.params())) << "0.02 is the default";
+  for (const auto& t : a.layout().tensors)
+    for (int64_t i = 0; i < t.numel; i++) {
+      const float x = a.params()[t.offset + i], y = c.params()[t.offset + i];
+      if (t.shape.size() >= 2) ASSERT_NEAR(y, 2.5f * x, 1e-6f) << t.name;
+      else ASSERT_EQ(x, y) << t.name;  // biases 0, LayerNorm weights 1
+    }
+  // And the trainer uses it: a different first loss, the default's losses unchanged.
+  TrainConfig wide = quick(2);
+  wide.init_std = 0.5;
+  EXPECT_NE(train(tiny(Share::kv), wide, {.quiet = true, .write_files = false}).losses[0],
+            train(tiny(Share::kv), quick(2), {.quiet = true, .write_files = false}).losses[0]);
+}
+
 TEST(Train, GradientAccumulationMatchesOneLargeBatch) {
   TrainConfig big = quick(6), accum = quick(6);
   big.batch_size = 8;

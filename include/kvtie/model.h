@@ -36,8 +36,9 @@ class Transformer {
   T* grads() { return grads_; }
   int64_t num_params() const { return layout_.total; }
 
-  // Normal(0, 0.02) for matrices and embeddings, zero biases, LayerNorm weights 1.
-  void init_weights(uint64_t seed);
+  // Normal(0, std) for matrices and embeddings (0.02 as GPT-2, the default), zero biases,
+  // LayerNorm weights 1.
+  void init_weights(uint64_t seed, double std = 0.02);
 
   // tokens [B, Tn]; targets [B, Tn] (lm, token heads) or [B] (pooled head), -1 = not scored, or
   // null to only compute logits. Returns the mean loss over scored targets (0 when none).

@@ -47,7 +47,7 @@ size_t Transformer<T>::arena_bytes() const {
 }
 
 template <typename T>
-void Transformer<T>::init_weights(uint64_t seed) {
+void Transformer<T>::init_weights(uint64_t seed, double std) {
   Rng rng(seed);
   for (const auto& t : layout_.tensors) {
     T* p = params_ + t.offset;
@@ -55,7 +55,7 @@ void Transformer<T>::init_weights(uint64_t seed) {
     // LayerNorm weights and the (X)+ score scale start at 1: the identity they multiply.
     const bool is_norm_weight = !is_matrix && (t.name.ends_with(".weight") || t.name.ends_with(".scale"));
     for (int64_t i = 0; i < t.numel; i++)
-      p[i] = is_matrix ? static_cast<T>(0.02 * rng.normal()) : is_norm_weight ? T(1) : T(0);
+      p[i] = is_matrix ? static_cast<T>(std * rng.normal()) : is_norm_weight ? T(1) : T(0);
   }
 }
 

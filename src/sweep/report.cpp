@@ -25,15 +25,17 @@ std::string csv_field(const std::string& s) {
 
 std::string results_csv(const Sweep& sweep, const std::vector<SweepCellResult>& results) {
   std::string out = "cell";
-  for (const auto& a : sweep.axes) out += "," + csv_field(a.name);
-  for (const char* c : kResultColumns) out += std::string(",") + c;
+  // Appended piecewise: GCC 12's -Wrestrict misfires on `"," + std::string` here.
+  for (const auto& a : sweep.axes) out.append(",").append(csv_field(a.name));
+  for (const char* c : kResultColumns) out.append(",").append(c);
   out += "\n";
   for (const auto& r : results) {
     if (r.result.is_null()) continue;
     out += r.cell->id;
-    for (const auto& l : r.cell->labels) out += "," + csv_field(l);
+    for (const auto& l : r.cell->labels) out.append(",").append(csv_field(l));
     for (const char* c : kResultColumns)
-      out += "," + (r.result.contains(c) && r.result[c].is_number() ? fmt::format("{}", r.result[c].get<double>()) : "");
+      out.append(",").append(r.result.contains(c) && r.result[c].is_number() ? fmt::format("{}", r.result[c].get<double>())
+                                                                            : std::string());
     out += "\n";
   }
   return out;

@@ -92,7 +92,7 @@ TrainConfig parse_train_config(const json& j, std::string_view where) {
       "task", "steps", "batch_size", "seq_len", "grad_accum", "lr", "min_lr_ratio", "warmup_steps", "weight_decay",
       "beta1", "beta2", "eps", "grad_clip", "skip_grad_norm", "seed", "log_every", "threads", "out_dir",
       "data", "train_tokens", "val_tokens", "tokenizer", "val_every", "val_max_tokens", "ckpt_every", "keep_last", "test_examples",
-      "schedule", "lr_step_every", "lr_step_gamma", "images"};
+      "schedule", "lr_step_every", "lr_step_gamma", "images", "init_std"};
   for (const auto& item : j.items())
     if (!known.count(item.key())) fail("{}.{}: unknown key", where, item.key());
   TrainConfig c;
@@ -111,6 +111,7 @@ TrainConfig parse_train_config(const json& j, std::string_view where) {
   read(j, where, "grad_clip", c.grad_clip, 0, 1e12);
   read(j, where, "skip_grad_norm", c.skip_grad_norm, 0, 1e12);
   read(j, where, "seed", c.seed, 0, 1.8e19);
+  read(j, where, "init_std", c.init_std, 0, 10);
   read(j, where, "log_every", c.log_every, 1, 1e12);
   read(j, where, "threads", c.threads, 0, 4096);
   read(j, where, "out_dir", c.out_dir, 0, 0);
@@ -159,7 +160,8 @@ json to_json(const TrainConfig& c) {
               {"tokenizer", c.tokenizer},   {"val_every", c.val_every},
               {"val_max_tokens", c.val_max_tokens}, {"ckpt_every", c.ckpt_every},
               {"keep_last", c.keep_last}, {"test_examples", c.test_examples},
-              {"schedule", c.schedule}, {"lr_step_every", c.lr_step_every}, {"lr_step_gamma", c.lr_step_gamma}};
+              {"schedule", c.schedule}, {"lr_step_every", c.lr_step_every}, {"lr_step_gamma", c.lr_step_gamma},
+              {"init_std", c.init_std}};
   if (c.task == "image")
     j["images"] = json{{"format", c.images.format}, {"paths", c.images.paths}, {"test_paths", c.images.test_paths},
                        {"augment", {{"crop_padding", c.images.crop_padding}, {"flip", c.images.flip}}}};

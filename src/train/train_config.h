@@ -42,6 +42,7 @@ struct TrainConfig {
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
   double grad_clip = 1.0;        // 0 disables clipping
   double skip_grad_norm = 100.0;  // 0 disables skipping
+  double init_std = 0.02;  // Normal(0, init_std) for matrices and embeddings
   uint64_t seed = 1;
   int64_t log_every = 10;
   int64_t val_every = 0;       // validation loss every N steps (0: only at the end, if val_tokens)

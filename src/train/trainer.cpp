@@ -54,7 +54,7 @@ TrainResult train(const ModelConfig& mc, const TrainConfig& tc, const TrainOptio
   TrainTask task = make_train_task(tc, mc);
 
   Transformer<float> model(mc, tc.batch_size, task.seq_len);
-  model.init_weights(tc.seed);
+  model.init_weights(tc.seed, tc.init_std);
   AdamW<float> optimizer(model.num_params());
   TrainProgress progress;
   std::unique_ptr<MetricsLog> log;
