@@ -217,10 +217,11 @@ TEST(ConfigErrors, ImageShape) {
   EXPECT_PARSE_ERROR(with(vit(), "image", 28), "model.image", "object");
 }
 
-TEST(ConfigErrors, ImageModelsAreBidirectionalPooledClassifiers) {
+TEST(ConfigErrors, ImageModelsAreBidirectionalClassifiers) {
   EXPECT_PARSE_ERROR(with(vit(), "causal", true), "model.causal", "false");
-  EXPECT_PARSE_ERROR(with(vit(), "head", "lm"), "model.head", "pooled");
-  EXPECT_PARSE_ERROR(with(vit(), "head", "token"), "model.head", "pooled");
+  EXPECT_PARSE_ERROR(with(vit(), "head", "lm"), "model.head", "'pooled' or 'token'");
+  // A per-patch head (the set anomaly task's per-item scores) is an image model too.
+  EXPECT_EQ(parse_model_config(with(vit(), "head", "token")).head, Head::token);
   EXPECT_PARSE_ERROR(without(vit(), "n_classes"), "model.n_classes");
   EXPECT_PARSE_ERROR(with(vit(), "vocab_size", 32), "model.vocab_size", "pixels");
 }

@@ -1,6 +1,7 @@
 // Training a ViT with `train.task: "image"` (one trainer for every task): the image batch source's
 // epochs, a short run on a tiny IDX data set written here that learns its classes, per-epoch
-// validation records, a resumed run bit-identical to an uninterrupted one, and bad configs.
+// validation records, a resumed run bit-identical to an uninterrupted one, and bad configs; then the
+// set anomaly task on a trained ViT's frozen features (its sampler, its per-item model, training).
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
@@ -16,6 +17,7 @@
 #include "core/rng.h"
 #include "data/images/image_batches.h"
 #include "data/images/open_image_dataset.h"
+#include "data/set_anomaly.h"
 #include "kvtie/error.h"
 #include "train/task.h"
 #include "train/trainer.h"
@@ -277,7 +279,7 @@ TEST(ImageTrainConfig, KeysAreCheckedAndRoundTrip) {
                   "train.images.augment.crop: unknown key");
   EXPECT_CONTAINS(error({{"task", "image"}, {"images", {{"format", "fashion-mnist"}, {"augment", {{"crop_padding", -1}}}}}}),
                   "train.images.augment.crop_padding");
-  EXPECT_CONTAINS(error({{"task", "lm"}, {"images", images}}), "train.images: only task 'image' reads images");
+  EXPECT_CONTAINS(error({{"task", "lm"}, {"images", images}}), "train.images: only tasks 'image' and 'set-anomaly' read images");
   EXPECT_CONTAINS(error({{"schedule", "linear"}}), "train.schedule: unknown schedule 'linear'");
   EXPECT_CONTAINS(error({{"schedule", "step"}}), "train.lr_step_every");
   EXPECT_CONTAINS(error({{"lr_step_gamma", 1.5}}), "train.lr_step_gamma");
@@ -320,6 +322,130 @@ TEST(ImageTrainConfig, WrongDataOrModelIsAClearError) {
   TrainConfig huge_batch = recipe(data);
   huge_batch.batch_size = 201;
   EXPECT_CONTAINS(error(huge_batch, vit()), "train.batch_size: 201");
+}
+
+// ---- set anomaly --------------------------------------------------------------------------
+
+// Example i has label i % classes and the feature vector (i, −i, 0.5).
+std::shared_ptr<const FeatureTable> numbered_features(int n, int classes) {
+  auto f = std::make_shared<FeatureTable>();
+  f->dim = 3;
+  for (int i = 0; i < n; i++) {
+    f->labels.push_back(i % classes);
+    f->values.insert(f->values.end(), {float(i), float(-i), 0.5f});
+  }
+  return f;
+}
+
+TEST(SetAnomalySampler, EachSetHasOneOddItemOfAnotherClass) {
+  auto features = numbered_features(60, 3);
+  SetAnomalySampler sampler(features, 6, 11);
+  const int B = 50, n = 6, per_set = 3 * n;
+  std::vector<float> sets(B * per_set);
+  std::vector<int32_t> targets(B * n), odd(B);
+  sampler.next(sets.data(), targets.data(), odd.data(), B);
+  std::set<int32_t> positions;
+  for (int b = 0; b < B; b++) {
+    int32_t expected_odd = -1;
+    const std::vector<int64_t> items = sampler.members(b, &expected_odd);
+    ASSERT_EQ(odd[b], expected_odd);
+    positions.insert(odd[b]);
+    ASSERT_EQ(std::set<int64_t>(items.begin(), items.end()).size(), size_t(n)) << "items are distinct";
+    const int common = items[odd[b] == 0 ? 1 : 0] % 3;
+    for (int j = 0; j < n; j++) {
+      EXPECT_EQ(targets[b * n + j], j == odd[b] ? 1 : 0);
+      EXPECT_EQ(items[j] % 3 == common, j != odd[b]) << "set " << b << " item " << j;
+      // Feature-major: feature f of item j at f·n + j.
+      for (int f = 0; f < 3; f++) EXPECT_EQ(sets[b * per_set + f * n + j], features->values[items[j] * 3 + f]);
+    }
+  }
+  EXPECT_EQ(positions.size(), size_t(n)) << "the odd item goes anywhere";
+}
+
+TEST(SetAnomalySampler, RestoredStateContinuesTheStream) {
+  auto features = numbered_features(40, 4);
+  SetAnomalySampler a(features, 5, 3), b(features, 5, 3);
+  std::vector<float> x(8 * 15), y(8 * 15);
+  std::vector<int32_t> t(8 * 5), u(8 * 5), o(8), p(8);
+  a.next(x.data(), t.data(), o.data(), 8);
+  b.restore(a.state());
+  a.next(x.data(), t.data(), o.data(), 8);
+  b.next(y.data(), u.data(), p.data(), 8);
+  EXPECT_EQ(x, y);
+  EXPECT_EQ(o, p);
+  SetAnomalySampler other_seed(features, 5, 4);
+  other_seed.restore(a.state());
+  other_seed.next(y.data(), u.data(), p.data(), 8);
+  EXPECT_NE(x, y);
+}
+
+TEST(SetAnomalySampler, ImpossibleSetsAreClearErrors) {
+  EXPECT_CONTAINS(error_of([] { SetAnomalySampler(numbered_features(10, 1), 4, 1); }), "1 class(es); it takes 2");
+  EXPECT_CONTAINS(error_of([] { SetAnomalySampler(numbered_features(10, 5), 4, 1); }),
+                  "no class has the 3 examples a set of 4 needs");
+  EXPECT_CONTAINS(error_of([] { SetAnomalySampler(numbered_features(10, 2), 1, 1); }), "at least 2 items");
+}
+
+TEST(SetAnomalySampler, PickOddTakesTheLargestMargin) {
+  const float logits[] = {0, 1, 2, 0, 0, 3, -1, 1};  // margins 1, −2, 3, 2
+  EXPECT_EQ(pick_odd(logits, 4), 2);
+  EXPECT_EQ(pick_odd(logits, 2), 0);
+}
+
+ModelConfig set_model(int dim, int set_size) {
+  return parse_model_config(json{{"n_layer", 1}, {"n_head", 2}, {"d_model", 16}, {"d_ff", 32}, {"share", "kv"},
+                                 {"image", {{"channels", dim}, {"height", 1}, {"width", set_size}, {"patch", 1}}},
+                                 {"pos", "none"}, {"head", "token"}, {"n_classes", 2}});
+}
+
+TEST(SetAnomaly, PerItemModelConfigRoundTrips) {
+  const ModelConfig m = set_model(16, 5);
+  EXPECT_EQ(m.max_seq_len, 5);
+  EXPECT_EQ(m.n_cls_tokens(), 0);
+  EXPECT_EQ(to_json(parse_model_config(to_json(m))), to_json(m));
+  EXPECT_FALSE(to_json(m).contains("pool"));
+  EXPECT_CONTAINS(error_of([] {
+                    parse_model_config(json{{"n_layer", 1}, {"n_head", 2}, {"d_model", 16}, {"head", "lm"},
+                                            {"image", {{"channels", 1}, {"height", 8}, {"width", 8}, {"patch", 4}}}});
+                  }),
+                  "model.head: an image model has no vocabulary");
+}
+
+// A ViT trained on the level data, then a set model on its frozen features: the classes are easy,
+// so the odd one out is found far above chance (1/5).
+TEST(SetAnomaly, FindsTheOddImageFromFrozenViTFeatures) {
+  const std::string data = level_data("anomaly");
+  TrainConfig vit_run = recipe(data);
+  vit_run.out_dir = temp_dir("anomaly_vit");
+  train(vit(), vit_run, {.quiet = true});
+
+  TrainConfig t = recipe(data, 60);
+  t.task = "set-anomaly";
+  t.anomaly.features = vit_run.out_dir + "/model.safetensors";
+  t.anomaly.set_size = 5;
+  t.test_examples = 100;
+  t.val_every = 30;
+  t.lr = 3e-3;
+  t.out_dir = temp_dir("anomaly_sets");
+  const TrainResult r = train(set_model(16, 5), t, {.quiet = true});
+  EXPECT_EQ(r.unit, "sets");
+  ASSERT_TRUE(r.val.contains("val_acc")) << r.val.dump();
+  EXPECT_EQ(r.val["val_sets"].get<int64_t>(), 100);
+  EXPECT_GT(r.val["val_acc"].get<double>(), 0.8) << r.val.dump();
+  EXPECT_GT(r.val["train_acc"].get<double>(), 0.5) << r.val.dump();
+  EXPECT_LT(r.losses.back(), r.losses.front());
+
+  // The task's config errors name the field.
+  auto error = [&](const TrainConfig& c, const ModelConfig& m) { return error_of([&] { make_train_task(c, m); }); };
+  EXPECT_CONTAINS(error(t, set_model(8, 5)), "model.image.channels: 8, but the features of");
+  EXPECT_CONTAINS(error(t, set_model(16, 6)), "'set-anomaly' scores each item of a set");
+  TrainConfig not_a_vit = t;
+  not_a_vit.anomaly.features = data + "/nowhere.safetensors";
+  EXPECT_CONTAINS(error(not_a_vit, set_model(16, 5)), "nowhere.safetensors");
+  EXPECT_CONTAINS(error_of([] { parse_train_config(json{{"task", "set-anomaly"}, {"images", {{"format", "fashion-mnist"}}}}); }),
+                  "train.anomaly: task 'set-anomaly' needs");
+  EXPECT_CONTAINS(error_of([] { parse_train_config(json{{"task", "lm"}, {"anomaly", {{"features", "x"}}}}); }),
+                  "train.anomaly: only task 'set-anomaly' takes it");
 }
 
 }  // namespace

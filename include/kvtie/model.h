@@ -53,6 +53,9 @@ class Transformer {
   void zero_grad();
 
   const T* logits() const;   // [logits_rows(), config().n_outputs()] of the last forward
+  // The pooled head's input [B, d_model] of the last forward (after LN_f: the class token's row or
+  // the mean over positions): what a frozen model offers as image features. Null for other heads.
+  const T* pooled() const;
   int64_t logits_rows() const;
   // The fused Q/K/V projection output [B, Tn, attn_proj_dim] of a layer in the last forward: the
   // prefill copies the prompt's K and V rows from it into the KV cache.

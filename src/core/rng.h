@@ -7,6 +7,14 @@
 
 namespace kvtie {
 
+// splitmix64's finaliser: spreads consecutive numbers (epochs, indices) over the whole seed space,
+// for streams keyed by (seed, index) alone.
+inline uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
 class Rng {
  public:
   explicit Rng(uint64_t seed = 0) { reseed(seed); }
@@ -14,10 +22,7 @@ class Rng {
   void reseed(uint64_t seed) {
     for (auto& word : state_) {
       seed += 0x9e3779b97f4a7c15ULL;
-      uint64_t z = seed;
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-      word = z ^ (z >> 31);
+      word = mix64(seed);
     }
   }
 

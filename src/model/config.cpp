@@ -176,8 +176,10 @@ ModelConfig parse_model_config(const json& j, std::string_view where) {
     fail("{}.head_dim: n_head × head_dim = {} is too large", where, static_cast<int64_t>(c.n_head) * c.head_dim);
   if (image) {
     if (c.causal) fail("{}.causal: image models attend bidirectionally: causal must be false", where);
-    if (c.head != Head::pooled)
-      fail("{}.head: an image model classifies whole images: head must be 'pooled', got '{}'", where, head);
+    // A per-patch head scores each patch: with patch 1 on a 1×n "image" of feature vectors, each item
+    // of a set (the set anomaly task, docs/vision.md).
+    if (c.head == Head::lm)
+      fail("{}.head: an image model has no vocabulary: head must be 'pooled' or 'token', got 'lm'", where);
     if (c.pos == PosEmb::sincos2d && c.d_model % 4 != 0)
       fail("{}.pos: 'sincos2d' splits d_model into 4 sin/cos blocks (x and y): d_model {} is not a multiple of 4",
            where, c.d_model);
@@ -231,7 +233,7 @@ json to_json(const ModelConfig& c) {
                   {"height", c.image.height},
                   {"width", c.image.width},
                   {"patch", c.image.patch}};
-    j["pool"] = c.pool == Pool::cls ? "cls" : "mean";
+    if (c.head == Head::pooled) j["pool"] = c.pool == Pool::cls ? "cls" : "mean";
   }
   return j;
 }

@@ -106,6 +106,11 @@ const T* Transformer<T>::logits() const {
 }
 
 template <typename T>
+const T* Transformer<T>::pooled() const {
+  return acts_->pooled;
+}
+
+template <typename T>
 T Transformer<T>::forward(const int32_t* tokens, const int32_t* targets, int B, int Tn) {
   check_inputs(tokens, targets, B, Tn);
   Activations<T>& a = *acts_;

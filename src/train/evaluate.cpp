@@ -5,6 +5,8 @@
 #include <exception>
 #include <vector>
 
+#include "data/images/image_batches.h"
+#include "data/set_anomaly.h"
 #include "kernels/softmax_xent.h"
 #include "kvtie/error.h"
 
@@ -131,20 +133,7 @@ ImageEvalResult evaluate_images(Transformer<float>& model, const ImageDataset& d
   int64_t correct = 0;
   for (int64_t start = 0; start < n; start += max_batch) {
     const int batch = static_cast<int>(std::min<int64_t>(max_batch, n - start));
-    std::exception_ptr error;
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < batch; b++) {
-      try {
-        float* x = images.data() + b * pixels;
-        data.read(start + b, x);
-        transform.eval(x, x);
-        labels[static_cast<size_t>(b)] = data.label(start + b);
-      } catch (...) {
-#pragma omp critical(kvtie_eval_image_error)
-        if (!error) error = std::current_exception();
-      }
-    }
-    if (error) std::rethrow_exception(error);
+    read_eval_batch(data, transform, start, batch, images.data(), labels.data());
     model.forward_images(images.data(), labels.data(), batch);
     loss_sum += model.loss_sum();
     correct += count_correct(model.logits(), labels.data(), batch, c.n_classes);
@@ -153,6 +142,35 @@ ImageEvalResult evaluate_images(Transformer<float>& model, const ImageDataset& d
   r.images = n;
   r.loss = n ? loss_sum / static_cast<double>(n) : 0.0;
   r.accuracy = n ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;
+  return r;
+}
+
+int64_t count_odd_found(const float* logits, const int32_t* odd, int B, int set_size) {
+  int64_t found = 0;
+  for (int b = 0; b < B; b++) found += pick_odd(logits + static_cast<int64_t>(b) * set_size * 2, set_size) == odd[b];
+  return found;
+}
+
+SetEvalResult evaluate_sets(Transformer<float>& model, const std::vector<float>& sets,
+                            const std::vector<int32_t>& targets, const std::vector<int32_t>& odd) {
+  const ModelConfig& c = model.config();
+  const int set_size = c.image.width;
+  const int64_t n = static_cast<int64_t>(odd.size()), per_set = static_cast<int64_t>(c.image.channels) * set_size;
+  if (static_cast<int64_t>(sets.size()) != n * per_set || static_cast<int64_t>(targets.size()) != n * set_size)
+    fail("set evaluation: {} sets do not match {} values and {} targets", n, sets.size(), targets.size());
+  double loss_sum = 0.0;
+  int64_t scored = 0, found = 0;
+  for (int64_t start = 0; start < n; start += model.max_batch()) {
+    const int batch = static_cast<int>(std::min<int64_t>(model.max_batch(), n - start));
+    model.forward_images(sets.data() + start * per_set, targets.data() + start * set_size, batch);
+    loss_sum += model.loss_sum();
+    scored += model.scored();
+    found += count_odd_found(model.logits(), odd.data() + start, batch, set_size);
+  }
+  SetEvalResult r;
+  r.sets = n;
+  r.loss = scored ? loss_sum / static_cast<double>(scored) : 0.0;
+  r.accuracy = n ? static_cast<double>(found) / static_cast<double>(n) : 0.0;
   return r;
 }
 

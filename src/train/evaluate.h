@@ -51,6 +51,19 @@ struct ImageEvalResult {
 };
 ImageEvalResult evaluate_images(Transformer<float>& model, const ImageDataset& data, const ImageTransform& transform);
 
+// The set anomaly task: sets [n, dim, 1, set_size] (the set model's input layout), targets
+// [n, set_size] (1 at the odd item), odd [n]. loss: mean per-item cross-entropy; accuracy: sets whose
+// odd item scores highest (pick_odd) / n.
+struct SetEvalResult {
+  double loss = 0.0;
+  double accuracy = 0.0;
+  int64_t sets = 0;
+};
+SetEvalResult evaluate_sets(Transformer<float>& model, const std::vector<float>& sets,
+                            const std::vector<int32_t>& targets, const std::vector<int32_t>& odd);
+// Sets among the first B whose odd item the logits [B, set_size, 2] pick.
+int64_t count_odd_found(const float* logits, const int32_t* odd, int B, int set_size);
+
 // Correct top-1 predictions among the first B rows of logits [B, C] for labels [B] (-1 never counts).
 int64_t count_correct(const float* logits, const int32_t* labels, int B, int C);
 

@@ -3,7 +3,8 @@
 // through the model, and how the held-out data is scored. Tasks: "lm" (packed token files),
 // "induction" (a built-in causal copy LM), the study's synthetic tasks "reverse", "sort", "sub",
 // "swap", "copy" (bidirectional, per-token), and "image" (a ViT on a labelled image data set,
-// train.images; docs/vision.md).
+// train.images; docs/vision.md), and "set-anomaly" (pick the odd item of a set of frozen image
+// features, train.anomaly).
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -33,7 +34,7 @@ struct TrainTask {
   // "train_loss", "epoch"}; empty when the task has no held-out data.
   std::function<nlohmann::json(Transformer<float>&)> validate;
   int seq_len = 0;              // positions per example: what the model is built for
-  std::string unit = "tokens";  // what the throughput counts: "tokens" or "images"
+  std::string unit = "tokens";  // what the throughput counts: "tokens", "images" or "sets"
   int64_t units_per_batch = 0;  // of that unit, per micro-batch
 };
 

@@ -84,6 +84,18 @@ ImageDataConfig parse_images(const json& j, const std::string& where) {
   return c;
 }
 
+// train.anomaly: {"features", "set_size"}.
+SetAnomalyConfig parse_anomaly(const json& j, const std::string& where) {
+  if (!j.is_object()) fail("{}: must be an object {{\"features\", \"set_size\"}}, got {}", where, j.dump());
+  for (const auto& item : j.items())
+    if (item.key() != "features" && item.key() != "set_size") fail("{}.{}: unknown key", where, item.key());
+  SetAnomalyConfig c;
+  if (!j.contains("features")) fail("{}.features: required (a trained image model's .safetensors)", where);
+  read(j, where, "features", c.features, 0, 0);
+  read(j, where, "set_size", c.set_size, 2, 4096);
+  return c;
+}
+
 }  // namespace
 
 TrainConfig parse_train_config(const json& j, std::string_view where) {
@@ -92,7 +104,7 @@ TrainConfig parse_train_config(const json& j, std::string_view where) {
       "task", "steps", "batch_size", "seq_len", "grad_accum", "lr", "min_lr_ratio", "warmup_steps", "weight_decay",
       "beta1", "beta2", "eps", "grad_clip", "skip_grad_norm", "seed", "log_every", "threads", "out_dir",
       "data", "train_tokens", "val_tokens", "tokenizer", "val_every", "val_max_tokens", "ckpt_every", "keep_last", "test_examples",
-      "schedule", "lr_step_every", "lr_step_gamma", "images", "init_std"};
+      "schedule", "lr_step_every", "lr_step_gamma", "images", "init_std", "anomaly"};
   for (const auto& item : j.items())
     if (!known.count(item.key())) fail("{}.{}: unknown key", where, item.key());
   TrainConfig c;
@@ -127,20 +139,31 @@ TrainConfig parse_train_config(const json& j, std::string_view where) {
   read(j, where, "schedule", c.schedule, 0, 0);
   read(j, where, "lr_step_every", c.lr_step_every, 0, 1e12);
   read(j, where, "lr_step_gamma", c.lr_step_gamma, 0, 1);
-  static const std::set<std::string> tasks = {"induction", "lm", "reverse", "sort", "sub", "swap", "copy", "image"};
+  static const std::set<std::string> tasks = {"induction", "lm",   "reverse", "sort",       "sub",
+                                              "swap",      "copy", "image",   "set-anomaly"};
   if (!tasks.count(c.task))
-    fail("{}.task: unknown task '{}' (induction, lm, reverse, sort, sub, swap, copy, image)", where, c.task);
+    fail("{}.task: unknown task '{}' (induction, lm, reverse, sort, sub, swap, copy, image, set-anomaly)", where,
+         c.task);
   if (c.schedule != "cosine" && c.schedule != "step")
     fail("{}.schedule: unknown schedule '{}' (cosine, step)", where, c.schedule);
   if (c.schedule == "step" && c.lr_step_every < 1)
     fail("{}.lr_step_every: schedule 'step' needs lr_step_every >= 1 (steps between decays)", where);
   const std::string images_where = fmt::format("{}.images", where);
-  if (c.task == "image") {
+  const bool reads_images = c.task == "image" || c.task == "set-anomaly";
+  if (reads_images) {
     if (!j.contains("images"))
-      fail("{}: task 'image' needs an images object, e.g. {{\"format\": \"fashion-mnist\"}}", images_where);
+      fail("{}: task '{}' needs an images object, e.g. {{\"format\": \"fashion-mnist\"}}", images_where, c.task);
     c.images = parse_images(j.at("images"), images_where);
   } else if (j.contains("images")) {
-    fail("{}: only task 'image' reads images (task is '{}')", images_where, c.task);
+    fail("{}: only tasks 'image' and 'set-anomaly' read images (task is '{}')", images_where, c.task);
+  }
+  const std::string anomaly_where = fmt::format("{}.anomaly", where);
+  if (c.task == "set-anomaly") {
+    if (!j.contains("anomaly"))
+      fail("{}: task 'set-anomaly' needs {{\"features\": \"<a trained ViT's model.safetensors>\"}}", anomaly_where);
+    c.anomaly = parse_anomaly(j.at("anomaly"), anomaly_where);
+  } else if (j.contains("anomaly")) {
+    fail("{}: only task 'set-anomaly' takes it (task is '{}')", anomaly_where, c.task);
   }
   if (c.out_dir.empty()) fail("{}.out_dir: must not be empty", where);
   return c;
@@ -162,7 +185,8 @@ json to_json(const TrainConfig& c) {
               {"keep_last", c.keep_last}, {"test_examples", c.test_examples},
               {"schedule", c.schedule}, {"lr_step_every", c.lr_step_every}, {"lr_step_gamma", c.lr_step_gamma},
               {"init_std", c.init_std}};
-  if (c.task == "image")
+  if (c.task == "set-anomaly") j["anomaly"] = json{{"features", c.anomaly.features}, {"set_size", c.anomaly.set_size}};
+  if (c.task == "image" || c.task == "set-anomaly")
     j["images"] = json{{"format", c.images.format}, {"paths", c.images.paths}, {"test_paths", c.images.test_paths},
                        {"augment", {{"crop_padding", c.images.crop_padding}, {"flip", c.images.flip}}}};
   return j;

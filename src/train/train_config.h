@@ -21,10 +21,18 @@ struct ImageDataConfig {
   bool flip = false;     // training views: horizontal flip with probability 1/2
 };
 
+// train.anomaly: task "set-anomaly" (docs/vision.md). The items of a set are the pooled features
+// of the frozen image model `features` on train.images.
+struct SetAnomalyConfig {
+  std::string features;  // a trained image model's .safetensors
+  int set_size = 10;     // items per set: set_size − 1 of one class, 1 of another
+};
+
 struct TrainConfig {
   std::string task = "induction";  // see src/train/task.h
   int test_examples = 1000;        // held-out sequences of a synthetic task
-  ImageDataConfig images;          // task "image"
+  ImageDataConfig images;          // tasks "image" and "set-anomaly"
+  SetAnomalyConfig anomaly;        // task "set-anomaly"; test_examples is its number of test sets
   std::string data;                      // manifest.json of `kvtie data prepare` (task "lm")
   std::string train_tokens, val_tokens;  // or .npy token streams for task "lm"
   std::string tokenizer;                 // directory copied beside the checkpoints, if set

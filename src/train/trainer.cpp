@@ -96,6 +96,7 @@ TrainResult train(const ModelConfig& mc, const TrainConfig& tc, const TrainOptio
   };
 
   Progress bar("train", tc.steps, Progress::detect(options.quiet), tc.log_every);
+  const char* rate_unit = task.unit == "tokens" ? "tok" : task.unit == "images" ? "img" : "set";
   const auto start = std::chrono::steady_clock::now();
   for (int64_t step = progress.step; step < tc.steps; step++) {
     model.zero_grad();
@@ -119,7 +120,7 @@ TrainResult train(const ModelConfig& mc, const TrainConfig& tc, const TrainOptio
       log->write({{"step", progress.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", r.grad_norm},
                   {"skipped", r.skipped}, {task.unit, static_cast<double>(progress.step) * N * tc.grad_accum},
                   {"elapsed_s", elapsed}, {per_s, tokens_done / elapsed}});
-    bar.update(progress.step, tokens_done, task.unit == "tokens" ? "tok" : "img", fmt::format("loss {:.4f}", loss));
+    bar.update(progress.step, tokens_done, rate_unit, fmt::format("loss {:.4f}", loss));
     if (tc.val_every > 0 && progress.step % tc.val_every == 0 && progress.step != tc.steps) validate(progress.step);
     if (log && tc.ckpt_every > 0 && (progress.step % tc.ckpt_every == 0 || progress.step == tc.steps)) {
       progress.data = task.state();

@@ -9,6 +9,25 @@
 
 namespace kvtie {
 
+void read_eval_batch(const ImageDataset& data, const ImageTransform& transform, int64_t start, int count,
+                     float* images, int32_t* labels) {
+  const int64_t pixels = data.shape().numel();
+  std::exception_ptr error;  // an exception must not leave an OpenMP region
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < count; b++) {
+    try {
+      float* x = images + b * pixels;
+      data.read(start + b, x);
+      transform.eval(x, x);
+      labels[b] = data.label(start + b);
+    } catch (...) {
+#pragma omp critical(kvtie_eval_batch_error)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
 ImageBatchSource::ImageBatchSource(std::shared_ptr<const ImageDataset> data, ImageTransform transform,
                                    int batch_size, uint64_t seed)
     : data_(std::move(data)), transform_(std::move(transform)), batch_size_(batch_size), seed_(seed) {

@@ -18,6 +18,11 @@
 
 namespace kvtie {
 
+// Images [start, start + count) of `data` in order, through the evaluation view of `transform`
+// (normalisation only), read in parallel: images [count, C, H, W], labels [count].
+void read_eval_batch(const ImageDataset& data, const ImageTransform& transform, int64_t start, int count,
+                     float* images, int32_t* labels);
+
 class ImageBatchSource {
  public:
   // Errors (naming the data set) when it holds fewer than batch_size images.

@@ -7,17 +7,6 @@
 #include "kvtie/error.h"
 
 namespace kvtie {
-namespace {
-
-// splitmix64's finaliser: spreads consecutive epochs and indices over the whole seed space.
-uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-}  // namespace
-
 ChannelStats compute_channel_stats(const ImageDataset& data, int64_t max_images) {
   const ImageShape shape = data.shape();
   const int64_t n = max_images < 0 ? data.size() : std::min(max_images, data.size());
