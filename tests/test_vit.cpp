@@ -1,6 +1,7 @@
 // The vision transformer (docs/vision.md): the whole model's gradients against central finite
 // differences in double for every share variant, GQA/MQA, the (X)+ score term, class-token and
-// mean pooling and every position embedding; the forward entry points' contracts; checkpoints.
+// mean pooling, a per-patch head (the set model) and every position embedding; the forward entry
+// points' contracts; checkpoints.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -23,7 +24,7 @@ using json = nlohmann::json;
 struct Case {
   const char* share;
   int n_kv_head;
-  const char* pool;
+  const char* pool;  // "cls", "mean", or "patch": a per-patch head (head token) instead of pooling
   const char* pos;
   bool pos2d = false;
 };
@@ -34,7 +35,7 @@ std::string case_name(const Case& c) {
 
 // 2 channels of 4×6 in 2×2 patches: a 2×3 grid (rows ≠ columns), 6 patches (+ the class token).
 json vit_json(const Case& k) {
-  return json{{"n_layer", 2},
+  json j{{"n_layer", 2},
               {"n_head", 4},
               {"n_kv_head", k.n_kv_head},
               {"d_model", 8},
@@ -44,8 +45,10 @@ json vit_json(const Case& k) {
               {"pos", k.pos},
               {"score_pos2d", k.pos2d},
               {"n_classes", 3},
-              {"image", {{"channels", 2}, {"height", 4}, {"width", 6}, {"patch", 2}}},
-              {"pool", k.pool}};
+              {"image", {{"channels", 2}, {"height", 4}, {"width", 6}, {"patch", 2}}}};
+  if (std::string(k.pool) == "patch") j["head"] = "token";
+  else j["pool"] = k.pool;
+  return j;
 }
 
 std::vector<Case> all_cases() {
@@ -62,6 +65,9 @@ std::vector<Case> all_cases() {
       // The (X)+ score term.
       {"kv", 2, "cls", "learned", true},
       {"qk", 4, "mean", "sincos2d", true},
+      // One prediction per patch, as the set anomaly model scores each item.
+      {"kv", 4, "patch", "none"},
+      {"none", 2, "patch", "learned"},
   };
 }
 
@@ -86,7 +92,12 @@ TEST_P(VitGradcheck, MatchesFiniteDifferences) {
   if (const ParamTensor* cls = model.layout().find("cls_token"))
     for (int64_t i = 0; i < cls->numel; i++) model.params()[cls->offset + i] *= 10;
   const std::vector<float> images = random_images(c, B, 3);
-  const std::vector<int32_t> labels = {2, -1, 0};  // one image not scored
+  // One image (or, per patch, every fourth patch) not scored.
+  std::vector<int32_t> labels = {2, -1, 0};
+  if (c.head == Head::token) {
+    labels.resize(static_cast<size_t>(B) * c.max_seq_len);
+    for (size_t i = 0; i < labels.size(); i++) labels[i] = i % 4 == 1 ? -1 : static_cast<int32_t>(i % 3);
+  }
   const double loss = model.forward_images(images.data(), labels.data(), B);
   ASSERT_TRUE(std::isfinite(loss));
   model.zero_grad();
