@@ -22,6 +22,12 @@ std::string describe_validation(const nlohmann::json& v) {
                        v.contains("train_acc")
                            ? fmt::format(", train accuracy {:.4f} since the previous test", v["train_acc"].get<double>())
                            : "");
+  if (v.contains("val_sets"))  // task set-anomaly
+    return fmt::format(", odd item found in {:.4f} of {} test sets (loss {:.4f} per item){}", v["val_acc"].get<double>(),
+                       v["val_sets"].get<int64_t>(), v["val_loss"].get<double>(),
+                       v.contains("train_acc")
+                           ? fmt::format(", train {:.4f} since the previous test", v["train_acc"].get<double>())
+                           : "");
   if (v.contains("val_ppl"))
     return fmt::format(", validation loss {:.4f} ppl {:.3f}", v["val_loss"].get<double>(), v["val_ppl"].get<double>());
   if (v.contains("val_acc"))
@@ -54,7 +60,8 @@ void add_train(CLI::App& app) {
       "train.ckpt_every steps (the last train.keep_last kept, latest.json names the newest), and the\n"
       "final model.safetensors. Tasks: lm (train.data or train.train_tokens), induction (built-in causal\n"
       "copy LM), reverse | sort | sub | swap | copy (the study's synthetic digit tasks; docs/synthetic.md),\n"
-      "image (a ViT on train.images, e.g. Fashion-MNIST; docs/vision.md).");
+      "image (a ViT on train.images, e.g. Fashion-MNIST; docs/vision.md), set-anomaly (the odd item of\n"
+      "a set of a frozen ViT's image features, train.anomaly; docs/vision.md#set-anomaly-detection).");
   cmd->callback([o] {
     if (o->config.empty() && o->resume.empty()) throw CLI::RequiredError("--config or --resume");
     const std::string path = o->resume.empty() ? o->config : run_config_path(o->resume);

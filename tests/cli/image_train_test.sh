@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kvtie train with task "image" end to end on a tiny IDX data set written here: per-epoch test
 # accuracy in the summary and metrics.jsonl, a run stopped mid-epoch and continued with --resume
-# ending bit-identical to an uninterrupted one, and bad configs as one-line errors naming the key.
+# ending bit-identical to an uninterrupted one, and bad configs as one-line errors naming the key;
+# then set anomaly detection on the trained ViT's frozen features.
 # Usage: image_train_test.sh KVTIE_BINARY REPO_ROOT
 set -u
 kvtie=$(realpath "$1")
@@ -81,5 +82,23 @@ expect_error "labels beyond model.n_classes" "model.n_classes: 3" -- train --con
 expect_error "step schedule without lr_step_every" "train.lr_step_every" -- train --config vit.json \
   --set train.lr_step_every=0 --set train.out_dir=bad
 check "failed runs write no run directory" test ! -e bad
+
+# Set anomaly detection on the frozen features of the ViT trained above, from the committed config
+# with the data, the feature model and the set size overridden (sets of 5: the data has 4 classes).
+anomaly=(train --config "$root/configs/vision/set-anomaly.json" --set train.images.format=idx
+  --set train.images.paths=data --set train.anomaly.features=full/model.safetensors --set train.anomaly.set_size=5
+  --set model.image.channels=16 --set model.image.width=5 --set train.steps=40 --set train.val_every=20
+  --set train.ckpt_every=20 --set train.test_examples=50 --set train.warmup_steps=0 --set train.lr=3e-3)
+"$kvtie" "${anomaly[@]}" --set train.out_dir=sets --json >sets.json 2>sets.err
+check "set-anomaly --json succeeds" test $? -eq 0
+check "summary: odd item found in most of 50 test sets, sets/s" \
+  test "$(jq '.val_sets == 50 and .val_acc > 0.6 and .sets_per_s > 0 and .steps == 40' sets.json)" = true
+check "step records count sets" test "$(jq -s '[.[] | select(.loss) | has("sets")] | all' sets/metrics.jsonl)" = true
+"$kvtie" "${anomaly[@]}" --set train.out_dir=sets_text --set train.steps=20 >sets.txt 2>/dev/null
+check "text summary names the odd-item accuracy" grep -q "odd item found in .* of 50 test sets" sets.txt
+expect_error "set size beyond the set model's width" "'set-anomaly' scores each item of a set" -- \
+  "${anomaly[@]}" --set train.anomaly.set_size=6 --set train.out_dir=bad
+expect_error "features of a model that is not there" "nowhere.safetensors" -- \
+  "${anomaly[@]}" --set train.anomaly.features=nowhere.safetensors --set train.out_dir=bad
 
 finish
