@@ -441,6 +441,7 @@ TEST(SetAnomaly, FindsTheOddImageFromFrozenViTFeatures) {
   EXPECT_CONTAINS(error(t, set_model(16, 6)), "'set-anomaly' scores each item of a set");
   TrainConfig not_a_vit = t;
   not_a_vit.anomaly.features = data + "/nowhere.safetensors";
+  EXPECT_CONTAINS(error(not_a_vit, set_model(16, 5)), "train.anomaly.features: ");
   EXPECT_CONTAINS(error(not_a_vit, set_model(16, 5)), "nowhere.safetensors");
   EXPECT_CONTAINS(error_of([] { parse_train_config(json{{"task", "set-anomaly"}, {"images", {{"format", "fashion-mnist"}}}}); }),
                   "train.anomaly: task 'set-anomaly' needs");

@@ -73,8 +73,10 @@ void add_train(CLI::App& app) {
     const int64_t params = make_param_layout(mc).total;
     const int64_t kv = kv_bytes_per_token(mc, 2.0);
     if (!o->json) {
-      fmt::print("model {}: {} layers, d_model {}, {} heads / {} kv heads, {} parameters, KV cache {}/token at fp16\n",
-                 variant_label(mc), mc.n_layer, mc.d_model, mc.n_head, mc.n_kv_head, params, format_bytes(kv));
+      // Image and set models decode nothing, so a KV cache figure would mean nothing for them.
+      fmt::print("model {}: {} layers, d_model {}, {} heads / {} kv heads, {} parameters{}\n", variant_label(mc),
+                 mc.n_layer, mc.d_model, mc.n_head, mc.n_kv_head, params,
+                 mc.is_image() ? "" : fmt::format(", KV cache {}/token at fp16", format_bytes(kv)));
       std::fflush(stdout);  // before the progress lines on stderr
     }
     const TrainResult r = train(mc, tc, {.quiet = o->json, .write_files = true, .resume = !o->resume.empty()});

@@ -177,7 +177,12 @@ TrainTask set_anomaly_task(const TrainConfig& tc, const ModelConfig& m, uint64_t
          n);
   if (m.pos != PosEmb::none) fail("model.pos: a set has no order: set-anomaly needs pos 'none'");
   const std::string& path = tc.anomaly.features;
-  std::unique_ptr<Transformer<float>> frozen = load_checkpoint(path, 256);
+  std::unique_ptr<Transformer<float>> frozen;
+  try {
+    frozen = load_checkpoint(path, 256);
+  } catch (const Error& e) {
+    fail("train.anomaly.features: {}", e.what());
+  }
   const ModelConfig& fc = frozen->config();
   if (!fc.is_image() || fc.head != Head::pooled)
     fail("train.anomaly.features: {} is not an image model with a pooled head", path);

@@ -98,7 +98,7 @@ check "step records count sets" test "$(jq -s '[.[] | select(.loss) | has("sets"
 check "text summary names the odd-item accuracy" grep -q "odd item found in .* of 50 test sets" sets.txt
 expect_error "set size beyond the set model's width" "'set-anomaly' scores each item of a set" -- \
   "${anomaly[@]}" --set train.anomaly.set_size=6 --set train.out_dir=bad
-expect_error "features of a model that is not there" "nowhere.safetensors" -- \
+expect_error "features of a model that is not there" "train.anomaly.features: " -- \
   "${anomaly[@]}" --set train.anomaly.features=nowhere.safetensors --set train.out_dir=bad
 
 finish
