@@ -8,8 +8,8 @@
 # sequence reaches the full context, so every cache page has been written when ru_maxrss is read.
 #
 # The theory, from `kvtie profile --json` (parameters, KV-cache bytes) and the forward's buffers:
-#   load  = checkpoint file (read whole) + parameters + gradients (the model's arena zeroes them)
-#   run   = parameters + gradients + KV cache + the prefill forward's activations at the longest
+#   load  = checkpoint file (read whole) + parameters (an inference model has no gradients)
+#   run   = parameters + KV cache + the prefill forward's activations at the longest
 #           prompt (per layer: LayerNorms, QKV, the H·T² attention probabilities, MLP; and logits)
 #   peak  = process baseline + max(load, run)
 # The process baseline (binary, libraries, tokenizer, OpenMP/OpenBLAS) is measured: a 1-layer
@@ -120,8 +120,8 @@ def act_bytes(c, T):
 
 def theory(r):
     params = 4 * r["params"]
-    load = r["file_bytes"] + 2 * params
-    run = 2 * params + r["cache_bytes"] + act_bytes(r["config"], r["prompt_tokens"])
+    load = r["file_bytes"] + params
+    run = params + r["cache_bytes"] + act_bytes(r["config"], r["prompt_tokens"])
     return params, load, run
 
 for r in rows:  # the cache generate allocated is the profiler's figure at the full context
@@ -137,7 +137,7 @@ for r in rows:
     params, load, run = theory(r)
     t = baseline + max(load, run)
     out.append({"variant": r["name"], "dtype": r["dtype"], "batch": r["batch"], "context": context,
-                "weights_bytes": params, "grads_bytes": params, "cache_bytes": r["cache_bytes"],
+                "weights_bytes": params, "cache_bytes": r["cache_bytes"],
                 "activations_bytes": act_bytes(r["config"], r["prompt_tokens"]),
                 "load_bytes": load, "run_bytes": run, "baseline_bytes": baseline, "theory_bytes": t,
                 "peak_rss_bytes": r["peak_rss_bytes"], "error": r["peak_rss_bytes"] / t - 1,
@@ -148,13 +148,13 @@ if as_json:
     sys.exit(0)
 print(f"peak resident memory of kvtie generate: batch {out[0]['batch']}, context {context}, "
       f"process baseline {baseline / MiB:.1f} MiB (measured)")
-print(f"{'variant':<8} {'dtype':<5} {'weights':>8} {'grads':>8} {'cache':>8} {'acts':>7} {'load':>8} {'run':>8} "
+print(f"{'variant':<8} {'dtype':<5} {'weights':>8} {'cache':>8} {'acts':>7} {'load':>8} {'run':>8} "
       f"{'theory':>8} {'measured':>9} {'error':>6}")
 for o in out:
     f = lambda k: o[k] / MiB
-    print(f"{o['variant']:<8} {o['dtype']:<5} {f('weights_bytes'):>8.1f} {f('grads_bytes'):>8.1f} {f('cache_bytes'):>8.1f} "
+    print(f"{o['variant']:<8} {o['dtype']:<5} {f('weights_bytes'):>8.1f} {f('cache_bytes'):>8.1f} "
           f"{f('activations_bytes'):>7.1f} {f('load_bytes'):>8.1f} {f('run_bytes'):>8.1f} {f('theory_bytes'):>8.1f} "
           f"{f('peak_rss_bytes'):>9.1f} {100 * o['error']:>+5.1f}%")
-print("MiB. theory = baseline + max(load, run); load = checkpoint file + weights + grads; "
-      "run = weights + grads + cache + prefill activations")
+print("MiB. theory = baseline + max(load, run); load = checkpoint file + weights; "
+      "run = weights + cache + prefill activations")
 EOF

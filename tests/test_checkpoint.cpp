@@ -76,6 +76,27 @@ TEST(Checkpoint, RoundTripIsExactInF32AndRoundedInBf16) {
     ASSERT_NEAR(c->params()[i], a.params()[i], std::abs(a.params()[i]) * (1.0 / 256) + 1e-30) << i;
 }
 
+// A loaded checkpoint is an inference model: the same forward as the trained one, no gradient or
+// backward buffers (so it is smaller by at least the parameters), and backward is a clear error.
+TEST(Checkpoint, LoadedModelIsForInference) {
+  const std::string path = temp_path("infer.safetensors");
+  Transformer<float> a(small(Share::kv, 2), 2, 12);
+  test::randomize_params(a, 5);
+  save_checkpoint(path, a.config(), a.params());
+  auto b = load_checkpoint(path, 2, 12);
+  EXPECT_TRUE(a.trainable());
+  EXPECT_FALSE(b->trainable());
+  EXPECT_EQ(b->grads(), nullptr);
+  EXPECT_LE(b->arena_bytes() + sizeof(float) * a.num_params(), a.arena_bytes());
+  std::vector<int32_t> tokens(24), targets(24);
+  for (int i = 0; i < 24; i++) tokens[i] = (7 * i) % a.config().vocab_size, targets[i] = (3 * i + 1) % a.config().vocab_size;
+  const float la = a.forward(tokens.data(), targets.data(), 2, 12), lb = b->forward(tokens.data(), targets.data(), 2, 12);
+  EXPECT_EQ(la, lb);
+  EXPECT_EQ(0, std::memcmp(a.logits(), b->logits(), sizeof(float) * a.logits_rows() * a.config().n_outputs()));
+  EXPECT_NE(error_of([&] { b->backward(); }).find("built for inference"), std::string::npos);
+  EXPECT_NE(error_of([&] { b->zero_grad(); }).find("no gradients"), std::string::npos);
+}
+
 TEST(Checkpoint, TruncatedFileIsAClearError) {
   const std::string path = temp_path("trunc.safetensors");
   Transformer<float> model(small(Share::none), 1, 4);

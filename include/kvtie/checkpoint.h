@@ -20,7 +20,9 @@ ModelConfig read_checkpoint_config(const std::string& path);
 
 // Loads a checkpoint into a model built for it. The names, shapes and dtypes must match the
 // model's layout exactly; the first mismatch is an Error naming the tensor.
-// max_seq 0 (or above the config's) means the checkpoint's max_seq_len.
+// max_seq 0 (or above the config's) means the checkpoint's max_seq_len. The model is built for
+// inference (no gradients): every caller generates, evaluates or extracts features; training
+// resumes through load_checkpoint_into.
 std::unique_ptr<Transformer<float>> load_checkpoint(const std::string& path, int max_batch, int max_seq = 0);
 template <typename T>
 void load_checkpoint_into(const std::string& path, Transformer<T>& model);

@@ -21,7 +21,9 @@ template <typename T>
 class Transformer {
  public:
   // max_seq may be below config.max_seq_len to save memory when only short windows are run.
-  Transformer(const ModelConfig& config, int max_batch, int max_seq);
+  // trainable false builds an inference model: no gradients and no backward buffers (about a third
+  // less memory), and backward() is an error.
+  Transformer(const ModelConfig& config, int max_batch, int max_seq, bool trainable = true);
   ~Transformer();
   Transformer(const Transformer&) = delete;
   Transformer& operator=(const Transformer&) = delete;
@@ -33,7 +35,8 @@ class Transformer {
 
   T* params() { return params_; }
   const T* params() const { return params_; }
-  T* grads() { return grads_; }
+  T* grads() { return grads_; }  // null for an inference model
+  bool trainable() const { return grads_ != nullptr; }
   int64_t num_params() const { return layout_.total; }
 
   // Normal(0, std) for matrices and embeddings (0.02 as GPT-2, the default), zero biases,

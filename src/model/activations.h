@@ -30,22 +30,23 @@ struct BlockActivations {
 // Gradient buffers reused by every block in turn during the backward pass.
 template <typename T>
 struct BlockScratch {
-  T* branch;     // [N,d] output of a branch's last linear (forward) / LayerNorm input grad (backward)
-  T* dln;        // [N,d] gradient at a LayerNorm output
-  T* dqkv;       // [N,P]
-  T* datt;       // [N,n_head*hd]
-  T* dff;        // [N,d_ff]
-  T* attn_tile;  // per-thread [T,T] tiles for the attention backward (and the (X)+ partials)
+  T* branch;               // [N,d] output of a branch's last linear (forward) / LayerNorm input grad (backward)
+  T* dln = nullptr;        // [N,d] gradient at a LayerNorm output; this and the rest: trainable models only
+  T* dqkv = nullptr;       // [N,P]
+  T* datt = nullptr;       // [N,n_head*hd]
+  T* dff = nullptr;        // [N,d_ff]
+  T* attn_tile = nullptr;  // per-thread [T,T] tiles for the attention backward (and the (X)+ partials)
 };
 
 template <typename T>
 struct Activations {
-  Activations(const ModelConfig& c, int64_t param_count, int max_batch, int max_seq, int threads)
+  // trainable false plans no gradients and no backward buffers (an inference model).
+  Activations(const ModelConfig& c, int64_t param_count, int max_batch, int max_seq, int threads, bool trainable)
       : blocks(c.n_layer) {
     const int64_t N = static_cast<int64_t>(max_batch) * max_seq, d = c.d_model;
     const int64_t rows = c.head == Head::pooled ? max_batch : N;
     arena.plan(&params, param_count);
-    arena.plan(&grads, param_count);
+    if (trainable) arena.plan(&grads, param_count);
     if (c.is_image())
       arena.plan(&patches, N * c.image.patch_dim());
     else
@@ -73,20 +74,22 @@ struct Activations {
     arena.plan(&lnf_rstd, N);
     if (c.head == Head::pooled) {
       arena.plan(&pooled, max_batch * d);
-      arena.plan(&dpooled, max_batch * d);
+      if (trainable) arena.plan(&dpooled, max_batch * d);
     }
     arena.plan(&logits, rows * c.n_outputs());
     arena.plan(&losses, rows);
     arena.plan(&lse, rows);
-    arena.plan(&dres, N * d);
-    arena.plan(&dlnf, N * d);
-    arena.plan(&scratch.branch, N * d);
-    arena.plan(&scratch.dln, N * d);
-    arena.plan(&scratch.dqkv, N * c.attn_proj_dim());
-    arena.plan(&scratch.datt, N * c.q_dim());
-    arena.plan(&scratch.dff, N * c.d_ff);
-    const AttentionShape largest{max_batch, max_seq, c.n_head, c.n_kv_head, c.head_dim, 0, 0, 0, 0, c.causal};
-    arena.plan(&scratch.attn_tile, attention_backward_scratch(largest, threads, c.score_pos2d));
+    arena.plan(&scratch.branch, N * d);  // the forward's branch output too
+    if (trainable) {
+      arena.plan(&dres, N * d);
+      arena.plan(&dlnf, N * d);
+      arena.plan(&scratch.dln, N * d);
+      arena.plan(&scratch.dqkv, N * c.attn_proj_dim());
+      arena.plan(&scratch.datt, N * c.q_dim());
+      arena.plan(&scratch.dff, N * c.d_ff);
+      const AttentionShape largest{max_batch, max_seq, c.n_head, c.n_kv_head, c.head_dim, 0, 0, 0, 0, c.causal};
+      arena.plan(&scratch.attn_tile, attention_backward_scratch(largest, threads, c.score_pos2d));
+    }
     if (c.score_pos2d) arena.plan(&pos2d_features, static_cast<int64_t>(max_seq) * kPos2dFeatures);
     arena.allocate();
     if (c.score_pos2d) kvtie::pos2d_features(pos2d_features, max_seq);
@@ -95,7 +98,7 @@ struct Activations {
   }
 
   Arena arena;
-  T *params, *grads;
+  T *params, *grads = nullptr;  // grads: trainable models only
   int32_t *tokens = nullptr, *targets;  // tokens: token models only
   T* patches = nullptr;    // [N, C·p·p] the im2col of the images (image models only)
   T* emb;                  // [N,d] embedding output, the first block's input
@@ -105,7 +108,7 @@ struct Activations {
   T *pooled = nullptr, *dpooled = nullptr;  // [B,d], pooled head only (the mean or the class row)
   T* logits;                                // [rows, n_outputs]; holds dlogits after backward
   T *losses, *lse;                          // [rows]
-  T *dres, *dlnf;                           // [N,d]
+  T *dres = nullptr, *dlnf = nullptr;       // [N,d], trainable models only
   BlockScratch<T> scratch;
   T* pos2d_features = nullptr;  // [max_seq, kPos2dFeatures], score_pos2d only
 };

@@ -92,7 +92,7 @@ std::unique_ptr<Transformer<float>> load_checkpoint(const std::string& path, int
   const ModelConfig config = config_of(f);
   check_tensors(f, make_param_layout(config));
   const int seq = max_seq > 0 ? std::min(max_seq, config.max_seq_len) : config.max_seq_len;
-  auto model = std::make_unique<Transformer<float>>(config, max_batch, seq);
+  auto model = std::make_unique<Transformer<float>>(config, max_batch, seq, /*trainable=*/false);
   load_params(f, model->layout(), model->params());
   return model;
 }

@@ -19,7 +19,7 @@
 namespace kvtie {
 
 template <typename T>
-Transformer<T>::Transformer(const ModelConfig& config, int max_batch, int max_seq)
+Transformer<T>::Transformer(const ModelConfig& config, int max_batch, int max_seq, bool trainable)
     : config_(config),
       layout_(make_param_layout(config)),
       max_batch_(max_batch),
@@ -31,11 +31,11 @@ Transformer<T>::Transformer(const ModelConfig& config, int max_batch, int max_se
   if (config.is_image() && config.max_seq_len != config.image.n_patches() + config.n_cls_tokens())
     fail("image model: max_seq_len {} is not the {} patches{}", config.max_seq_len, config.image.n_patches(),
          config.n_cls_tokens() ? " + 1 class token" : "");
-  acts_ = std::make_unique<Activations<T>>(config_, layout_.total, max_batch, max_seq, threads_);
+  acts_ = std::make_unique<Activations<T>>(config_, layout_.total, max_batch, max_seq, threads_, trainable);
   params_ = acts_->params;
   grads_ = acts_->grads;
   std::fill(params_, params_ + layout_.total, T(0));
-  zero_grad();
+  if (trainable) zero_grad();
 }
 
 template <typename T>
@@ -61,6 +61,7 @@ void Transformer<T>::init_weights(uint64_t seed, double std) {
 
 template <typename T>
 void Transformer<T>::zero_grad() {
+  if (!grads_) fail("this model was built for inference: it has no gradients");
   std::fill(grads_, grads_ + layout_.total, T(0));
 }
 
@@ -194,6 +195,7 @@ T Transformer<T>::forward_trunk(const int32_t* targets) {
 
 template <typename T>
 void Transformer<T>::backward(T loss_scale) {
+  if (!grads_) fail("this model was built for inference: it has no gradients, so no backward");
   if (!targets_) fail("backward needs a forward pass with targets");
   if (omp_get_max_threads() > threads_)
     fail("thread count rose from {} to {} after the model was built", threads_, omp_get_max_threads());
