@@ -7,27 +7,11 @@
 #include <limits>
 #include <vector>
 
-#if defined(__AVX2__) || defined(__AVX512F__)
-// GCC 12's _mm512_undefined_*() initialise a variable with itself, which -W(maybe-)uninitialized
-// reports wherever such an intrinsic is inlined (GCC bug 105593, fixed in GCC 13).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#endif
-
 #include "infer/kv_cache.h"
 #include "kernels/kv_codec.h"
 #include "kernels/parallel.h"
+#include "kernels/simd.h"
 #include "kvtie/error.h"
-
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-#define KVTIE_DECODE_AVX512 1
-#endif
-#if defined(__AVX2__) && defined(__FMA__)
-#define KVTIE_DECODE_AVX2 1
-#endif
 
 namespace kvtie {
 namespace {
@@ -197,7 +181,7 @@ struct Scalar {
   }
 };
 
-#ifdef KVTIE_DECODE_AVX512
+#ifdef KVTIE_SIMD_AVX512
 // exp(x) for x ≤ 88 (Cephes' expf polynomial, ~1 ulp); below −87.3 it returns ~1e−38, not 0.
 inline __m512 exp512(__m512 x) {
   x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.33654f)), _mm512_set1_ps(88.0f));
@@ -217,19 +201,6 @@ inline __m512 exp512(__m512 x) {
 
 inline __mmask16 tail_mask16(int remaining) {
   return remaining >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << remaining) - 1);
-}
-
-// The four horizontal sums of a, b, c, d.
-inline __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
-  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
-                                  _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
-  const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, _MM_SHUFFLE(1, 0, 1, 0)),
-                                  _mm512_shuffle_f32x4(c, d, _MM_SHUFFLE(3, 2, 3, 2)));
-  const __m512 abcd = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(2, 0, 2, 0)),
-                                    _mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(3, 1, 3, 1)));
-  __m512 t = _mm512_add_ps(abcd, _mm512_permute_ps(abcd, _MM_SHUFFLE(2, 3, 0, 1)));
-  t = _mm512_add_ps(t, _mm512_permute_ps(t, _MM_SHUFFLE(1, 0, 3, 2)));
-  return _mm512_castps512_ps128(_mm512_maskz_compress_ps(0x1111, t));
 }
 
 struct Avx512 {
@@ -522,9 +493,9 @@ struct Avx512 {
     }
   }
 };
-#endif  // KVTIE_DECODE_AVX512
+#endif  // KVTIE_SIMD_AVX512
 
-#ifdef KVTIE_DECODE_AVX2
+#ifdef KVTIE_SIMD_AVX2
 inline __m256 exp256(__m256 x) {
   x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.0f));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
@@ -552,11 +523,6 @@ inline float hsum(__m256 a) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
-}
-
-inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
-  const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
 struct Avx2 {
@@ -802,7 +768,7 @@ struct Avx2 {
     }
   }
 };
-#endif  // KVTIE_DECODE_AVX2
+#endif  // KVTIE_SIMD_AVX2
 
 // ---------------------------------------------------------------------------------------------
 // The kernel, written once over the row arithmetic I.
@@ -1063,9 +1029,9 @@ void run(float* out, const float* q, int64_t q_stride, const KvCache& cache, int
 }
 
 DecodeIsa widest() {
-#if defined(KVTIE_DECODE_AVX512)
+#if defined(KVTIE_SIMD_AVX512)
   return DecodeIsa::avx512;
-#elif defined(KVTIE_DECODE_AVX2)
+#elif defined(KVTIE_SIMD_AVX2)
   return DecodeIsa::avx2;
 #else
   return DecodeIsa::scalar;
@@ -1087,13 +1053,13 @@ bool decode_isa_compiled(DecodeIsa isa) {
     case DecodeIsa::scalar:
     case DecodeIsa::best: return true;
     case DecodeIsa::avx2:
-#ifdef KVTIE_DECODE_AVX2
+#ifdef KVTIE_SIMD_AVX2
       return true;
 #else
       return false;
 #endif
     case DecodeIsa::avx512:
-#ifdef KVTIE_DECODE_AVX512
+#ifdef KVTIE_SIMD_AVX512
       return true;
 #else
       return false;
@@ -1121,10 +1087,10 @@ std::string_view decode_isa_name(DecodeIsa isa) {
 void decode_attention(float* out, const float* q, int64_t q_stride, const KvCache& cache, int layer,
                       const int* lengths, int B, const DecodeShape& s, DecodeIsa isa) {
   switch (resolve(isa)) {
-#ifdef KVTIE_DECODE_AVX512
+#ifdef KVTIE_SIMD_AVX512
     case DecodeIsa::avx512: return run<Avx512>(out, q, q_stride, cache, layer, lengths, B, s);
 #endif
-#ifdef KVTIE_DECODE_AVX2
+#ifdef KVTIE_SIMD_AVX2
     case DecodeIsa::avx2: return run<Avx2>(out, q, q_stride, cache, layer, lengths, B, s);
 #endif
     default: return run<Scalar>(out, q, q_stride, cache, layer, lengths, B, s);
@@ -1134,10 +1100,10 @@ void decode_attention(float* out, const float* q, int64_t q_stride, const KvCach
 void kv_rows_to_float(DecodeIsa isa, float* dst, int64_t dst_stride, float* scales, const uint8_t* src,
                       int64_t src_stride, int count, int hd, KvDType t) {
   switch (resolve(isa)) {
-#ifdef KVTIE_DECODE_AVX512
+#ifdef KVTIE_SIMD_AVX512
     case DecodeIsa::avx512: return Avx512::convert<0>(dst, dst_stride, scales, src, src_stride, count, hd, t);
 #endif
-#ifdef KVTIE_DECODE_AVX2
+#ifdef KVTIE_SIMD_AVX2
     case DecodeIsa::avx2: return Avx2::convert<0>(dst, dst_stride, scales, src, src_stride, count, hd, t);
 #endif
     default: return Scalar::convert<0>(dst, dst_stride, scales, src, src_stride, count, hd, t);

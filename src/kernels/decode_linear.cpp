@@ -3,17 +3,9 @@
 #include <algorithm>
 #include <cstring>
 
-#if defined(__AVX2__) || defined(__AVX512F__)
-// GCC 12's _mm512_undefined_*() trip -W(maybe-)uninitialized where inlined (GCC bug 105593).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#endif
-
 #include "kernels/linear.h"
 #include "kernels/parallel.h"
+#include "kernels/simd.h"
 
 namespace kvtie {
 namespace {
@@ -34,19 +26,7 @@ void rows_scalar(float* out, const float* x, const float* w, int N, int C, int O
   }
 }
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-inline __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
-  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
-                                  _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
-  const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, _MM_SHUFFLE(1, 0, 1, 0)),
-                                  _mm512_shuffle_f32x4(c, d, _MM_SHUFFLE(3, 2, 3, 2)));
-  const __m512 abcd = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(2, 0, 2, 0)),
-                                    _mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(3, 1, 3, 1)));
-  __m512 t = _mm512_add_ps(abcd, _mm512_permute_ps(abcd, _MM_SHUFFLE(2, 3, 0, 1)));
-  t = _mm512_add_ps(t, _mm512_permute_ps(t, _MM_SHUFFLE(1, 0, 3, 2)));
-  return _mm512_castps512_ps128(_mm512_maskz_compress_ps(0x1111, t));
-}
-
+#ifdef KVTIE_SIMD_AVX512
 // NB inputs (NB ≤ 8) against weight rows [oc0, oc1), two rows at a time: per 16 columns, two
 // weight loads feed 2·NB FMAs.
 template <int NB>
@@ -88,12 +68,7 @@ void rows_avx512(float* out, const float* x, const float* w, int C, int OC, int 
 }
 #endif
 
-#if defined(__AVX2__) && defined(__FMA__)
-inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
-  const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
-}
-
+#ifdef KVTIE_SIMD_AVX2
 // As rows_avx512 with 8 columns per vector and a scalar column tail.
 template <int NB>
 void rows_avx2(float* out, const float* x, const float* w, int C, int OC, int oc0, int oc1) {
@@ -139,14 +114,14 @@ using RowsFn = void (*)(float*, const float*, const float*, int, int, int, int);
 
 RowsFn pick(DecodeIsa isa, int N) {
   switch (isa) {
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#ifdef KVTIE_SIMD_AVX512
     case DecodeIsa::avx512: {
       static constexpr RowsFn fns[] = {rows_avx512<1>, rows_avx512<2>, rows_avx512<3>, rows_avx512<4>,
                                        rows_avx512<5>, rows_avx512<6>, rows_avx512<7>, rows_avx512<8>};
       return fns[N - 1];
     }
 #endif
-#if defined(__AVX2__) && defined(__FMA__)
+#ifdef KVTIE_SIMD_AVX2
     case DecodeIsa::avx2: {
       static constexpr RowsFn fns[] = {rows_avx2<1>, rows_avx2<2>, rows_avx2<3>, rows_avx2<4>,
                                        rows_avx2<5>, rows_avx2<6>, rows_avx2<7>, rows_avx2<8>};

@@ -1,0 +1,46 @@
+#pragma once
+// The x86 vector intrinsics the hand-written decode kernels use, and what they share: which paths
+// this build has (KVTIE_SIMD_AVX512: AVX-512 F/BW/VL; KVTIE_SIMD_AVX2: AVX2 + FMA) and the horizontal
+// sums of four vectors at once.
+#if defined(__AVX2__) || defined(__AVX512F__)
+// GCC 12's _mm512_undefined_*() initialise a variable with itself, which -W(maybe-)uninitialized
+// reports wherever such an intrinsic is inlined (GCC bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define KVTIE_SIMD_AVX512 1
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+#define KVTIE_SIMD_AVX2 1
+#endif
+
+namespace kvtie {
+
+#ifdef KVTIE_SIMD_AVX512
+// The four horizontal sums of a, b, c, d.
+inline __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                                  _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, _MM_SHUFFLE(1, 0, 1, 0)),
+                                  _mm512_shuffle_f32x4(c, d, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 abcd = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(2, 0, 2, 0)),
+                                    _mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(3, 1, 3, 1)));
+  __m512 t = _mm512_add_ps(abcd, _mm512_permute_ps(abcd, _MM_SHUFFLE(2, 3, 0, 1)));
+  t = _mm512_add_ps(t, _mm512_permute_ps(t, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm512_castps512_ps128(_mm512_maskz_compress_ps(0x1111, t));
+}
+#endif
+
+#ifdef KVTIE_SIMD_AVX2
+inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+#endif
+
+}  // namespace kvtie
