@@ -116,6 +116,16 @@ struct RunningScore {
   }
 };
 
+// The checkpointed data state of a task with a running score: the source's position and the score.
+template <typename Source>
+void keep_running_score(TrainTask& t, std::shared_ptr<Source> source, std::shared_ptr<RunningScore> running) {
+  t.state = [source, running] { return running->save(source->state()); };
+  t.restore = [source, running](const json& s) {
+    source->restore(s);
+    running->restore(s);
+  };
+}
+
 // Task "image": train.images' training split in shuffled epochs (image_batches.h) with the
 // configured augmentation, normalised by the training split's channel statistics; validation on
 // the whole test split, plus the training accuracy and loss of the batches since the previous
@@ -147,11 +157,7 @@ TrainTask image_task(const TrainConfig& tc, const ModelConfig& m, uint64_t data_
     running->add(model, B, count_correct(model.logits(), labels->data(), B, model.config().n_classes));
     return loss;
   };
-  t.state = [source, running] { return running->save(source->state()); };
-  t.restore = [source, running](const json& s) {
-    source->restore(s);
-    running->restore(s);
-  };
+  keep_running_score(t, source, running);
   t.validate = [test_data, plain, source, running](Transformer<float>& model) {
     const ImageEvalResult r = evaluate_images(model, *test_data, plain);
     json j{{"val_loss", r.loss}, {"val_acc", r.accuracy}, {"val_examples", r.images}, {"epoch", source->epochs_done()}};
@@ -218,11 +224,7 @@ TrainTask set_anomaly_task(const TrainConfig& tc, const ModelConfig& m, uint64_t
     running->add(model, B, count_odd_found(model.logits(), odd->data(), B, n));
     return loss;
   };
-  t.state = [sampler, running] { return running->save(sampler->state()); };
-  t.restore = [sampler, running](const json& s) {
-    sampler->restore(s);
-    running->restore(s);
-  };
+  keep_running_score(t, sampler, running);
   t.validate = [test_sets, test_targets, test_odd, running](Transformer<float>& model) {
     const SetEvalResult r = evaluate_sets(model, *test_sets, *test_targets, *test_odd);
     json j{{"val_loss", r.loss}, {"val_acc", r.accuracy}, {"val_sets", r.sets}};
