@@ -201,7 +201,9 @@ TEST(ImageTrain, LearnsTheClassesAndValidatesEveryEpoch) {
   EXPECT_TRUE(fs::exists(t.out_dir + "/model.safetensors"));
 }
 
-TEST(ImageTrain, SameSeedGivesBitIdenticalLossesForOneAndTwoThreads) {
+// Bit-identical for the same seed and thread count; across thread counts (rows of the GEMMs split
+// differently) equal to float rounding.
+TEST(ImageTrain, SameSeedAndThreadsGiveBitIdenticalLosses) {
   const std::string data = level_data("threads");
   TrainConfig t = recipe(data, 8);
   t.images.crop_padding = 1;
@@ -210,9 +212,11 @@ TEST(ImageTrain, SameSeedGivesBitIdenticalLossesForOneAndTwoThreads) {
   for (int threads : {1, 2}) {
     t.threads = threads;
     losses[threads - 1] = train(vit(), t, {.quiet = true, .write_files = false}).losses;
+    EXPECT_EQ(losses[threads - 1], train(vit(), t, {.quiet = true, .write_files = false}).losses) << threads;
   }
   omp_set_num_threads(1);
-  EXPECT_EQ(losses[0], losses[1]);
+  ASSERT_EQ(losses[0].size(), losses[1].size());
+  for (size_t i = 0; i < losses[0].size(); i++) EXPECT_NEAR(losses[0][i], losses[1][i], 1e-4) << "step " << i;
 }
 
 // Stopped after a checkpoint in the middle of epoch 2 (its state has the epoch-2 batches' training

@@ -586,13 +586,44 @@ AttentionShape make_shape(Layout l, int B, int Tn, int H, int KV, int hd, bool c
 
 size_t qkv_size(const AttentionShape& s) { return static_cast<size_t>(s.B) * s.T * s.proj_dim; }
 size_t out_size(const AttentionShape& s) { return static_cast<size_t>(s.B) * s.T * s.out_dim(); }
+size_t lse_size(const AttentionShape& s) { return static_cast<size_t>(s.B) * s.n_head * s.T; }
 size_t probs_size(const AttentionShape& s) { return static_cast<size_t>(s.B) * s.n_head * s.T * s.T; }
 
-Vec run_attention_backward(const AttentionShape& s, const Vec& qkv, const Vec& probs, const Vec& dout) {
-  Vec dqkv(qkv_size(s), 0.0);
-  Vec scratch(static_cast<size_t>(attention_backward_scratch(s, omp_get_max_threads())));
-  attention_backward(dqkv.data(), scratch.data(), dout.data(), qkv.data(), probs.data(), s);
-  return dqkv;
+// What a forward leaves for its backward: the output and each score row's log-sum-exp.
+struct AttnForward {
+  Vec out, lse;
+};
+
+// Tiles for every thread the kernels may use; `garbage` fills them, so that a kernel that read
+// scratch it had not written would show.
+Vec attention_tiles(const AttentionShape& s, bool backward, bool pos2d, double garbage = 0.0) {
+  return Vec(static_cast<size_t>(omp_get_max_threads() * attention_tiles_per_thread(s, backward, pos2d)), garbage);
+}
+
+AttnForward run_attention_forward(const AttentionShape& s, const Vec& qkv, const ScorePos2d<double>* pos2d = nullptr) {
+  AttnForward f{Vec(out_size(s), 1e9), Vec(lse_size(s), 1e9)};
+  Vec tiles = attention_tiles(s, false, pos2d != nullptr, 42.0);
+  attention_forward(f.out.data(), f.lse.data(), tiles.data(), qkv.data(), s, pos2d);
+  return f;
+}
+
+Vec probabilities(const AttentionShape& s, const Vec& qkv, const AttnForward& f,
+                  const ScorePos2d<double>* pos2d = nullptr) {
+  Vec p(probs_size(s), 1e9);
+  attention_probabilities(p.data(), qkv.data(), f.lse.data(), s, pos2d);
+  return p;
+}
+
+// dqkv += the backward's gradient (dqkv starts at `pre`, zero by default).
+Vec run_attention_backward(const AttentionShape& s, const Vec& qkv, const AttnForward& f, const Vec& dout,
+                           Vec pre = {}, const ScorePos2d<double>* pos2d = nullptr,
+                           const ScorePos2dGrad<double>* pos2d_grad = nullptr) {
+  if (pre.empty()) pre.assign(qkv_size(s), 0.0);
+  Vec tiles = attention_tiles(s, true, pos2d != nullptr, 42.0);
+  Vec partials(static_cast<size_t>(s.B) * s.n_head * kPos2dPartial, 42.0);
+  attention_backward(pre.data(), tiles.data(), partials.data(), dout.data(), f.out.data(), qkv.data(), f.lse.data(),
+                     s, pos2d, pos2d_grad);
+  return pre;
 }
 
 // Plain loops, straight from the definition.
@@ -663,13 +694,8 @@ TEST(KernelGradCheck, AttentionAllLayouts) {
     std::mt19937_64 rng(1000 + c.H * 10 + c.KV + 100 * static_cast<int>(c.layout) + 7 * c.causal);
     Vec qkv = random_vec(qkv_size(s), rng, -1.5, 1.5);
     const Vec R = random_vec(out_size(s), rng);
-    Vec out(out_size(s)), probs(probs_size(s));
-    Forward forward = [&] {
-      attention_forward(out.data(), probs.data(), qkv.data(), s);
-      return out;
-    };
-    forward();
-    const Vec dqkv = run_attention_backward(s, qkv, probs, R);
+    Forward forward = [&] { return run_attention_forward(s, qkv).out; };
+    const Vec dqkv = run_attention_backward(s, qkv, run_attention_forward(s, qkv), R);
     expect_grad_close(std::string("attention dqkv, ") + case_name(c), dqkv, numeric_grad(qkv, forward, R));
   }
 }
@@ -678,15 +704,31 @@ TEST(KernelGradCheck, AttentionBackwardAccumulates) {
   const AttentionShape s = make_shape(Layout::kv, kB, kT, 4, 2, kHd, true);
   std::mt19937_64 rng(77);
   const Vec qkv = random_vec(qkv_size(s), rng), R = random_vec(out_size(s), rng);
-  Vec out(out_size(s)), probs(probs_size(s));
-  attention_forward(out.data(), probs.data(), qkv.data(), s);
-  const Vec g = run_attention_backward(s, qkv, probs, R);
+  const AttnForward f = run_attention_forward(s, qkv);
+  const Vec g = run_attention_backward(s, qkv, f, R);
   const Vec pre = random_vec(qkv.size(), rng);
-  Vec dqkv = pre;
-  Vec scratch(static_cast<size_t>(attention_backward_scratch(s, omp_get_max_threads())), 42.0);
-  attention_backward(dqkv.data(), scratch.data(), R.data(), qkv.data(), probs.data(), s);
-  const Vec diff = minus(dqkv, pre);
+  const Vec diff = minus(run_attention_backward(s, qkv, f, R, pre), pre);
   for (size_t i = 0; i < g.size(); i++) EXPECT_NEAR(diff[i], g[i], 1e-12) << i;
+}
+
+// The probabilities recomputed from the log-sum-exp: rows sum to 1, and with the causal mask
+// everything above the diagonal is exactly 0.
+void expect_probabilities(const Vec& probs, const Vec& ref, int BH, int Tn, bool causal) {
+  for (size_t i = 0; i < probs.size(); i++) ASSERT_NEAR(probs[i], ref[i], 1e-14) << "probs " << i;
+  for (int bh = 0; bh < BH; bh++)
+    for (int i = 0; i < Tn; i++) {
+      double sum = 0;
+      for (int j = 0; j < Tn; j++) {
+        const double p = probs[(static_cast<size_t>(bh) * Tn + i) * Tn + j];
+        sum += p;
+        if (causal && j > i) {
+          ASSERT_EQ(p, 0.0) << "bh " << bh << " (" << i << ", " << j << ")";
+        } else {
+          ASSERT_GT(p, 0.0);
+        }
+      }
+      ASSERT_NEAR(sum, 1.0, 1e-14);
+    }
 }
 
 TEST(KernelAttention, ForwardMatchesNaiveReference) {
@@ -695,30 +737,16 @@ TEST(KernelAttention, ForwardMatchesNaiveReference) {
     const AttentionShape s = make_shape(c.layout, kB, kT, c.H, c.KV, kHd, c.causal);
     std::mt19937_64 rng(2000 + c.H * 10 + c.KV + 100 * static_cast<int>(c.layout) + 7 * c.causal);
     const Vec qkv = random_vec(qkv_size(s), rng, -2.0, 2.0);
-    Vec out(out_size(s), 1e9), probs(probs_size(s), 1e9), ref_out, ref_probs;
-    attention_forward(out.data(), probs.data(), qkv.data(), s);
+    Vec ref_out, ref_probs;
     naive_attention(ref_out, ref_probs, qkv, s);
-    for (size_t i = 0; i < out.size(); i++) EXPECT_NEAR(out[i], ref_out[i], 1e-13) << "out " << i;
-    for (size_t i = 0; i < probs.size(); i++) EXPECT_NEAR(probs[i], ref_probs[i], 1e-14) << "probs " << i;
-    // Rows of probs sum to 1; with the causal mask everything above the diagonal is exactly 0.
-    for (int bh = 0; bh < kB * c.H; bh++)
-      for (int i = 0; i < kT; i++) {
-        double sum = 0;
-        for (int j = 0; j < kT; j++) {
-          const double p = probs[(static_cast<size_t>(bh) * kT + i) * kT + j];
-          sum += p;
-          if (c.causal && j > i) {
-            EXPECT_EQ(p, 0.0) << "bh " << bh << " (" << i << ", " << j << ")";
-          } else {
-            EXPECT_GT(p, 0.0);
-          }
-        }
-        EXPECT_NEAR(sum, 1.0, 1e-14);
-      }
+    const AttnForward f = run_attention_forward(s, qkv);
+    for (size_t i = 0; i < f.out.size(); i++) EXPECT_NEAR(f.out[i], ref_out[i], 1e-13) << "out " << i;
+    expect_probabilities(probabilities(s, qkv, f), ref_probs, kB * c.H, kT, c.causal);
   }
 }
 
-// Long enough for the causal kernel's row blocks (16 rows, the last one short) to matter.
+// Long enough for the row blocks (16 rows, the last one short; a causal block sees only the keys
+// up to its last row) to matter.
 TEST(KernelAttention, CausalRowBlocksMatchReferenceAndGradients) {
   for (Layout l : {Layout::none, Layout::kv, Layout::qkv}) {
     SCOPED_TRACE(layout_name(l));
@@ -728,19 +756,72 @@ TEST(KernelAttention, CausalRowBlocksMatchReferenceAndGradients) {
     std::mt19937_64 rng(31 + static_cast<int>(l));
     Vec qkv = random_vec(qkv_size(s), rng, -1.5, 1.5);
     const Vec R = random_vec(out_size(s), rng);
-    Vec out(out_size(s), 1e9), probs(probs_size(s), 1e9), ref_out, ref_probs;
-    attention_forward(out.data(), probs.data(), qkv.data(), s);
+    Vec ref_out, ref_probs;
     naive_attention(ref_out, ref_probs, qkv, s);
-    for (size_t i = 0; i < out.size(); i++) ASSERT_NEAR(out[i], ref_out[i], 1e-13) << "out " << i;
-    for (size_t i = 0; i < probs.size(); i++) ASSERT_NEAR(probs[i], ref_probs[i], 1e-14) << "probs " << i;
-    Forward forward = [&] {
-      attention_forward(out.data(), probs.data(), qkv.data(), s);
-      return out;
-    };
-    forward();
-    const Vec dqkv = run_attention_backward(s, qkv, probs, R);
+    const AttnForward f = run_attention_forward(s, qkv);
+    for (size_t i = 0; i < f.out.size(); i++) ASSERT_NEAR(f.out[i], ref_out[i], 1e-13) << "out " << i;
+    expect_probabilities(probabilities(s, qkv, f), ref_probs, 2 * H, Tn, true);
+    Forward forward = [&] { return run_attention_forward(s, qkv).out; };
+    const Vec dqkv = run_attention_backward(s, qkv, f, R);
     expect_grad_close(std::string("blocked causal attention dqkv, ") + layout_name(l), dqkv,
                       numeric_grad(qkv, forward, R));
+  }
+}
+
+// Bidirectional attention over more positions than one tile holds: row blocks against all keys.
+TEST(KernelAttention, BidirectionalRowBlocksMatchReferenceAndGradients) {
+  const AttentionShape s = make_shape(Layout::kv, 1, 260, 2, 1, 2, false);
+  ASSERT_LT(s.row_block(), s.T);
+  std::mt19937_64 rng(47);
+  Vec qkv = random_vec(qkv_size(s), rng, -1.5, 1.5);
+  const Vec R = random_vec(out_size(s), rng);
+  Vec ref_out, ref_probs;
+  naive_attention(ref_out, ref_probs, qkv, s);
+  const AttnForward f = run_attention_forward(s, qkv);
+  for (size_t i = 0; i < f.out.size(); i++) ASSERT_NEAR(f.out[i], ref_out[i], 1e-13) << "out " << i;
+  expect_probabilities(probabilities(s, qkv, f), ref_probs, 2, s.T, false);
+  Forward forward = [&] { return run_attention_forward(s, qkv).out; };
+  // 260 positions add up more rounding in each difference: a larger step keeps it below the bar.
+  expect_grad_close("blocked bidirectional attention dqkv", run_attention_backward(s, qkv, f, R),
+                    numeric_grad(qkv, forward, R, 1e-5));
+}
+
+// The (X)+ term across row blocks: the gradients of Q, K, V and of the term's own parameters
+// (a, w, b per head), whose per-head partials add up block by block.
+TEST(KernelGradCheck, AttentionPos2dAcrossRowBlocks) {
+  const int H = 2, Tn = 260;
+  const AttentionShape s = make_shape(Layout::qkv, 1, Tn, H, H, 2, false);
+  ASSERT_LT(s.row_block(), Tn);
+  std::mt19937_64 rng(53);
+  Vec qkv = random_vec(qkv_size(s), rng, -1.5, 1.5);
+  const Vec R = random_vec(out_size(s), rng);
+  Vec theta = random_vec(static_cast<size_t>(H) * (2 + kPos2dChannels), rng, -0.5, 0.5);  // [a | b | w] per head
+  Vec features(static_cast<size_t>(Tn) * kPos2dFeatures);
+  pos2d_features(features.data(), Tn);
+  auto params = [&] {
+    return ScorePos2d<double>{theta.data(), theta.data() + 2 * H, theta.data() + H, features.data()};
+  };
+  Forward forward = [&] {
+    const auto p = params();
+    return run_attention_forward(s, qkv, &p).out;
+  };
+  const auto p = params();
+  const AttnForward f = run_attention_forward(s, qkv, &p);
+  Vec dtheta(theta.size(), 0.0);
+  const ScorePos2dGrad<double> g{dtheta.data(), dtheta.data() + 2 * H, dtheta.data() + H};
+  const Vec dqkv = run_attention_backward(s, qkv, f, R, {}, &p, &g);
+  expect_grad_close("(X)+ attention dqkv", dqkv, numeric_grad(qkv, forward, R, 1e-5));
+  const Vec numeric = numeric_grad(theta, forward, R, 1e-5);
+  // a has a gradient; b and the query half of w shift every score of a row alike, which the
+  // softmax removes: theirs is zero, and so must ours be.
+  expect_grad_close("(X)+ scale", Vec(dtheta.begin(), dtheta.begin() + H), Vec(numeric.begin(), numeric.begin() + H));
+  for (int h = 0; h < H; h++) {
+    const double* w = dtheta.data() + 2 * H + h * kPos2dChannels;
+    const double* wn = numeric.data() + 2 * H + h * kPos2dChannels;
+    EXPECT_NEAR(dtheta[H + h], 0.0, 1e-9) << "bias of head " << h;
+    for (int c = 0; c < kPos2dFeatures; c++) EXPECT_NEAR(w[c], 0.0, 1e-9) << "query weight " << c;
+    expect_grad_close("(X)+ key weights of head " + std::to_string(h), Vec(w + kPos2dFeatures, w + kPos2dChannels),
+                      Vec(wn + kPos2dFeatures, wn + kPos2dChannels));
   }
 }
 
@@ -749,8 +830,7 @@ TEST(KernelAttention, CausalFirstTokenAttendsOnlyToItself) {
   const AttentionShape s = make_shape(Layout::none, 1, 4, 4, 2, 3, true);
   std::mt19937_64 rng(3);
   const Vec qkv = random_vec(qkv_size(s), rng, -2, 2);
-  Vec out(out_size(s)), probs(probs_size(s));
-  attention_forward(out.data(), probs.data(), qkv.data(), s);
+  const Vec out = run_attention_forward(s, qkv).out;
   for (int h = 0; h < 4; h++)
     for (int c = 0; c < 3; c++) EXPECT_DOUBLE_EQ(out[h * 3 + c], qkv[s.v_offset + (h / 2) * 3 + c]);
 }
@@ -772,16 +852,14 @@ TEST(KernelAttention, SharedKvEqualsSeparateWithIdenticalKAndV) {
         for (int i = 0; i < kv; i++)
           qkv_none[static_cast<size_t>(r) * sn.proj_dim + q + kv + i] = qkv_kv[static_cast<size_t>(r) * sk.proj_dim + q + i];
       }
-      Vec out_n(out_size(sn)), probs_n(probs_size(sn)), out_k(out_size(sk)), probs_k(probs_size(sk));
-      attention_forward(out_n.data(), probs_n.data(), qkv_none.data(), sn);
-      attention_forward(out_k.data(), probs_k.data(), qkv_kv.data(), sk);
-      for (size_t i = 0; i < out_n.size(); i++) EXPECT_NEAR(out_k[i], out_n[i], 1e-13) << i;
-      for (size_t i = 0; i < probs_n.size(); i++) EXPECT_NEAR(probs_k[i], probs_n[i], 1e-14) << i;
+      const AttnForward fn = run_attention_forward(sn, qkv_none), fk = run_attention_forward(sk, qkv_kv);
+      for (size_t i = 0; i < fn.out.size(); i++) EXPECT_NEAR(fk.out[i], fn.out[i], 1e-13) << i;
+      for (size_t i = 0; i < fn.lse.size(); i++) EXPECT_NEAR(fk.lse[i], fn.lse[i], 1e-13) << i;
 
       // Backward: the shared K=V gradient is dK + dV of the separate layout.
       const Vec R = random_vec(out_size(sn), rng);
-      const Vec dn = run_attention_backward(sn, qkv_none, probs_n, R);
-      const Vec dk = run_attention_backward(sk, qkv_kv, probs_k, R);
+      const Vec dn = run_attention_backward(sn, qkv_none, fn, R);
+      const Vec dk = run_attention_backward(sk, qkv_kv, fk, R);
       for (int r = 0; r < kB * kT; r++) {
         for (int i = 0; i < q; i++)
           EXPECT_NEAR(dk[static_cast<size_t>(r) * sk.proj_dim + i], dn[static_cast<size_t>(r) * sn.proj_dim + i], 1e-13);
@@ -793,6 +871,8 @@ TEST(KernelAttention, SharedKvEqualsSeparateWithIdenticalKAndV) {
     }
 }
 
+// One thread; two threads in a team the kernel opens itself; two threads of a team the caller
+// runs (as a model pass does, kernels/parallel.h): the same bits.
 TEST(KernelAttention, ForwardAndBackwardIndependentOfThreadCount) {
   const int saved = omp_get_max_threads();
   for (Layout l : {Layout::none, Layout::kv, Layout::qk, Layout::qkv}) {
@@ -801,16 +881,25 @@ TEST(KernelAttention, ForwardAndBackwardIndependentOfThreadCount) {
     const AttentionShape s = make_shape(l, 3, 7, 4, KV, 5, true);
     std::mt19937_64 rng(17);
     const Vec qkv = random_vec(qkv_size(s), rng), R = random_vec(out_size(s), rng);
-    Vec o1(out_size(s)), p1(probs_size(s)), o2(out_size(s)), p2(probs_size(s));
     omp_set_num_threads(1);
-    attention_forward(o1.data(), p1.data(), qkv.data(), s);
-    const Vec d1 = run_attention_backward(s, qkv, p1, R);
+    const AttnForward f1 = run_attention_forward(s, qkv);
+    const Vec d1 = run_attention_backward(s, qkv, f1, R);
     omp_set_num_threads(2);
-    attention_forward(o2.data(), p2.data(), qkv.data(), s);
-    const Vec d2 = run_attention_backward(s, qkv, p2, R);
-    EXPECT_EQ(o1, o2);
-    EXPECT_EQ(p1, p2);
+    const AttnForward f2 = run_attention_forward(s, qkv);
+    const Vec d2 = run_attention_backward(s, qkv, f2, R);
+    AttnForward f3{Vec(out_size(s)), Vec(lse_size(s))};
+    Vec d3(qkv_size(s), 0.0), tiles = attention_tiles(s, true, false);
+    run_team(2, [&] {
+      attention_forward(f3.out.data(), f3.lse.data(), tiles.data(), qkv.data(), s);
+      attention_backward(d3.data(), tiles.data(), static_cast<double*>(nullptr), R.data(), f3.out.data(), qkv.data(),
+                         f3.lse.data(), s);
+    });
+    EXPECT_EQ(f1.out, f2.out);
+    EXPECT_EQ(f1.lse, f2.lse);
     EXPECT_EQ(d1, d2);
+    EXPECT_EQ(f1.out, f3.out);
+    EXPECT_EQ(f1.lse, f3.lse);
+    EXPECT_EQ(d1, d3);
   }
   omp_set_num_threads(saved);
 }

@@ -198,7 +198,10 @@ TEST(Vit, BatchRowsAreIndependent) {
   }
 }
 
-TEST(Vit, SameBitsForOneAndTwoThreads) {
+// The same thread count gives the same bits. Another thread count splits the rows of the GEMMs
+// differently, and BLAS kernels may round a row differently at another offset of their tile, so
+// across counts the gradients agree to float rounding, not bit for bit.
+TEST(Vit, SameBitsForTheSameThreadCountCloseAcrossCounts) {
   const ModelConfig c = parse_model_config(vit_json({"kv", 2, "cls", "learned", true}));
   const std::vector<float> images = random_images(c, 4, 8);
   const std::vector<int32_t> labels = {0, 1, 2, 1};
@@ -214,8 +217,12 @@ TEST(Vit, SameBitsForOneAndTwoThreads) {
   };
   const int saved = omp_get_max_threads();
   const auto one = run(1), two = run(2);
+  EXPECT_EQ(one, run(1));
+  EXPECT_EQ(two, run(2));
   omp_set_num_threads(saved);
-  EXPECT_EQ(one, two);
+  float scale = 0;
+  for (float g : one) scale = std::max(scale, std::abs(g));
+  for (size_t i = 0; i < one.size(); i++) EXPECT_NEAR(one[i], two[i], 1e-5 * scale) << i;
 }
 
 std::string error_of(const std::function<void()>& f) {

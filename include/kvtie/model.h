@@ -63,8 +63,9 @@ class Transformer {
   // The fused Q/K/V projection output [B, Tn, attn_proj_dim] of a layer in the last forward: the
   // prefill copies the prompt's K and V rows from it into the KV cache.
   const T* layer_qkv(int layer) const;
-  // A layer's attention probabilities [B, n_head, Tn, Tn] in the last forward (row = query).
-  const T* layer_attention(int layer) const;
+  // A layer's attention probabilities in the last forward into probs [B, n_head, Tn, Tn] (row =
+  // query), recomputed: a forward keeps only each score row's log-sum-exp.
+  void layer_attention(int layer, T* probs) const;
   double loss_sum() const { return loss_sum_; }  // Σ loss over scored targets of the last forward
   int64_t scored() const { return scored_; }
 
@@ -75,6 +76,8 @@ class Transformer {
   void check_targets(const int32_t* targets, int B, int Tn) const;
   // The blocks, LN_f, the head and the loss, from the embedding output of the last forward.
   T forward_trunk(const int32_t* targets);
+  // Threads of the team a forward or backward pass runs as (one parallel region per pass).
+  int team_size() const;
 
   ModelConfig config_;
   ParamLayout layout_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "analysis/png.h"
 #include "kvtie/error.h"
@@ -19,10 +20,11 @@ AttentionMaps class_attention_maps(Transformer<float>& model, const float* image
   m.grid_w = c.image.width / c.image.patch;
   const int patches = m.grid_h * m.grid_w, first = c.n_cls_tokens(), Tn = first + patches;
   m.maps.assign(static_cast<size_t>(m.layers) * m.heads * patches, 0.0f);
+  std::vector<float> probs(static_cast<size_t>(m.heads) * Tn * Tn);  // [1, H, Tn, Tn]
   for (int l = 0; l < m.layers; l++) {
-    const float* probs = model.layer_attention(l);  // [1, H, Tn, Tn]
+    model.layer_attention(l, probs.data());
     for (int h = 0; h < m.heads; h++) {
-      const float* p = probs + static_cast<int64_t>(h) * Tn * Tn;
+      const float* p = probs.data() + static_cast<int64_t>(h) * Tn * Tn;
       float* out = m.maps.data() + (static_cast<int64_t>(l) * m.heads + h) * patches;
       if (first) {  // the class token's row
         for (int j = 0; j < patches; j++) out[j] = p[first + j];

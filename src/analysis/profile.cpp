@@ -279,7 +279,7 @@ int64_t model_arena_bytes(const ModelConfig& c, int max_batch, int max_seq, int 
   for (int l = 0; l < c.n_layer; l++) {
     t(N * d), t(N), t(N);  // ln1, mean, rstd
     t(N * P);
-    t(B * c.n_head * S * S);  // attention probabilities
+    t(B * c.n_head * S);      // log-sum-exp of each attention score row
     t(N * q), t(N * d);       // attention output, residual
     t(N * d), t(N), t(N);     // ln2
     t(N * ff), t(N * ff), t(N * d);
@@ -290,10 +290,10 @@ int64_t model_arena_bytes(const ModelConfig& c, int max_batch, int max_seq, int 
   t(rows), t(rows);                                   // losses, log-sum-exp
   t(N * d), t(N * d);                                 // dres, dlnf
   t(N * d), t(N * d), t(N * P), t(N * q), t(N * ff);  // the backward's scratch
-  // attention tiles per thread (+ the (X)+ partials) and the (X)+ position features
-  t(attention_backward_scratch({max_batch, max_seq, c.n_head, c.n_kv_head, c.head_dim, 0, 0, 0, 0, c.causal},
-                               threads, c.score_pos2d));
-  if (c.score_pos2d) t(S * kPos2dFeatures);
+  // the attention's score tiles per thread, the (X)+ partials and position features
+  const AttentionShape largest{max_batch, max_seq, c.n_head, c.n_kv_head, c.head_dim, 0, 0, 0, 0, c.causal};
+  t(threads * attention_tiles_per_thread_max(largest, true, c.score_pos2d));
+  if (c.score_pos2d) t(B * c.n_head * kPos2dPartial), t(S * kPos2dFeatures);
   return std::max<int64_t>(bytes, 64);
 }
 

@@ -1,10 +1,15 @@
 #pragma once
-// Scaled dot-product attention over a fused projection buffer.
+// Scaled dot-product attention over a fused projection buffer, one score tile at a time.
 //
 // Q, K and V are column ranges of one [B, T, P] buffer (the output of the fused projection GEMM).
 // Shared projections share a column range: with K=V the value rows *are* the key rows, so the
 // forward reads one tensor for both roles and the backward accumulates dK and dV into the same
 // place. Query head h reads kv head h / (n_head / n_kv_head).
+//
+// No [B, H, T, T] probabilities are kept: the forward works through blocks of query rows, each in
+// one [row_block, T] score tile per thread, and keeps only the log-sum-exp of every score row; the
+// backward recomputes a block's probabilities from it (FlashAttention's recomputation, with a
+// whole block of keys per tile since a tile of T keys fits the cache at our lengths).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -14,6 +19,7 @@
 
 #include "kernels/fast_math.h"
 #include "kernels/gemm.h"
+#include "kernels/parallel.h"
 #include "kernels/score_pos2d.h"
 
 namespace kvtie {
@@ -27,37 +33,66 @@ struct AttentionShape {
 
   int group() const { return n_head / n_kv_head; }
   int out_dim() const { return n_head * head_dim; }
-  // Causal attention runs in blocks of query rows, each against only the keys up to its last row,
-  // so the score GEMMs skip most of the masked upper triangle (8 blocks: 56% of the full T×T).
-  int row_block() const { return causal ? std::max(16, (T + 7) / 8) : T; }
+  // Query rows per tile. Causal attention runs each block against only the keys up to its last
+  // row, so eight blocks skip 44% of the masked T×T; any block is capped so that its tile of T
+  // scores stays near 256 KiB (in L2). Blocks are balanced: none is much shorter than the others.
+  int row_block() const {
+    constexpr int kTileScores = 1 << 16;
+    const int want = causal ? std::max(16, (T + 7) / 8) : T;
+    const int rows = std::min(want, std::max(16, kTileScores / std::max(T, 1)));
+    const int blocks = (T + rows - 1) / rows;
+    return (T + blocks - 1) / blocks;
+  }
   int key_end(int row_end) const { return causal ? row_end : T; }  // keys the rows [·, row_end) see
 };
 
-// out[B,T,n_head*hd] = softmax(Q Kᵀ / √hd  [causal mask]) V;  probs[B,n_head,T,T] kept for backward
-// (rows past the diagonal are 0 when causal). pos2d, when given, adds the (X)+ term to the scores.
+// Score tiles one thread uses: the forward one, the backward the probabilities and their gradient,
+// and with the (X)+ term the raw scores as well.
+inline int64_t attention_tile(const AttentionShape& s) { return static_cast<int64_t>(s.row_block()) * s.T; }
+inline int64_t attention_tiles_per_thread(const AttentionShape& s, bool backward, bool pos2d) {
+  return attention_tile(s) * (backward ? (pos2d ? 3 : 2) : 1);
+}
+// The most attention_tiles_per_thread asks for at any length up to s.T (a tile's size is not
+// monotone in T): what a buffer for every call up to that length must hold.
+inline int64_t attention_tiles_per_thread_max(AttentionShape s, bool backward, bool pos2d) {
+  int64_t most = 0;
+  for (int t = 1, longest = s.T; t <= longest; t++) {
+    s.T = t;
+    most = std::max(most, attention_tiles_per_thread(s, backward, pos2d));
+  }
+  return most;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward
+
+// out[B,T,n_head*hd] = softmax(Q Kᵀ / √hd  [causal mask]) V;  lse[B,n_head,T] the log-sum-exp of
+// each score row, kept for the backward. pos2d, when given, adds the (X)+ term to the scores.
+// tiles: attention_tiles_per_thread(s, false, ·) floats for each thread of the calling team (of
+// omp_get_max_threads() when called outside a parallel region). Items are (batch, head) pairs.
 template <typename T>
-void attention_forward(T* out, T* probs, const T* qkv, const AttentionShape& s,
+void attention_forward(T* out, T* lse, T* tiles, const T* qkv, const AttentionShape& s,
                        const ScorePos2d<T>* pos2d = nullptr) {
-  const int Tn = s.T, P = s.proj_dim, hd = s.head_dim;
+  const int Tn = s.T, P = s.proj_dim, hd = s.head_dim, od = s.out_dim(), rb = s.row_block();
   const T scale = T(1) / std::sqrt(T(hd));
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int b = 0; b < s.B; b++) {
-    for (int h = 0; h < s.n_head; h++) {
-      const int g = h / s.group();
-      const T* q = qkv + static_cast<int64_t>(b) * Tn * P + s.q_offset + h * hd;
-      const T* k = qkv + static_cast<int64_t>(b) * Tn * P + s.k_offset + g * hd;
-      const T* v = qkv + static_cast<int64_t>(b) * Tn * P + s.v_offset + g * hd;
-      T* p = probs + (static_cast<int64_t>(b) * s.n_head + h) * Tn * Tn;
-      T* o = out + static_cast<int64_t>(b) * Tn * s.out_dim() + h * hd;
-      for (int i0 = 0; i0 < Tn; i0 += s.row_block()) {
-        const int i1 = std::min(Tn, i0 + s.row_block()), keys = s.key_end(i1);
-        T* rows = p + static_cast<int64_t>(i0) * Tn;
-        // S = scale · Q Kᵀ  [rows, keys]
-        gemm(false, true, i1 - i0, keys, hd, scale, q + static_cast<int64_t>(i0) * P, P, k, P, T(0), rows, Tn);
-        if (pos2d) pos2d_scores_forward(p, *pos2d, h, Tn);  // bidirectional: one block holds every row
+  const int64_t items = static_cast<int64_t>(s.B) * s.n_head;
+  team_barrier();  // a head reads the projections of its whole sequence
+  team_for(items, items * Tn * Tn * hd, [&](int64_t first, int64_t last) {
+    T* tile = tiles + omp_get_thread_num() * attention_tiles_per_thread(s, false, pos2d);
+    for (int64_t item = first; item < last; item++) {
+      const int b = static_cast<int>(item / s.n_head), h = static_cast<int>(item % s.n_head), g = h / s.group();
+      const T* base = qkv + static_cast<int64_t>(b) * Tn * P;
+      const T *q = base + s.q_offset + h * hd, *k = base + s.k_offset + g * hd, *v = base + s.v_offset + g * hd;
+      T* o = out + static_cast<int64_t>(b) * Tn * od + h * hd;
+      T* row_lse = lse + item * Tn;
+      for (int i0 = 0; i0 < Tn; i0 += rb) {
+        const int i1 = std::min(Tn, i0 + rb), keys = s.key_end(i1);
+        // S = scale · Q Kᵀ  [rows, keys], row i at tile + (i − i0)·keys
+        gemm(false, true, i1 - i0, keys, hd, scale, q + static_cast<int64_t>(i0) * P, P, k, P, T(0), tile, keys);
+        if (pos2d) pos2d_scores_forward(tile, keys, i0, i1, keys, *pos2d, h);
         for (int i = i0; i < i1; i++) {
-          T* row = p + static_cast<int64_t>(i) * Tn;
-          const int len = s.causal ? i + 1 : Tn;
+          T* row = tile + static_cast<int64_t>(i - i0) * keys;
+          const int len = s.causal ? i + 1 : keys;
           T mx = -std::numeric_limits<T>::infinity();
           for (int j = 0; j < len; j++) mx = std::max(mx, row[j]);
           T sum = 0;
@@ -68,79 +103,121 @@ void attention_forward(T* out, T* probs, const T* qkv, const AttentionShape& s,
           }
           const T inv = T(1) / sum;
           for (int j = 0; j < len; j++) row[j] *= inv;
-          for (int j = len; j < Tn; j++) row[j] = 0;
+          for (int j = len; j < keys; j++) row[j] = 0;
+          row_lse[i] = mx + std::log(sum);
         }
         // out_h = P V  [rows, hd]
-        gemm(false, false, i1 - i0, hd, keys, T(1), rows, Tn, v, P, T(0), o + static_cast<int64_t>(i0) * s.out_dim(),
-             s.out_dim());
+        gemm(false, false, i1 - i0, hd, keys, T(1), tile, keys, v, P, T(0), o + static_cast<int64_t>(i0) * od, od);
       }
     }
-  }
+  });
+  team_barrier();  // the output projection reads every head of a row
 }
 
-// Scratch the backward pass needs: one [T, T] tile per thread, a second one for the raw scores
-// when the (X)+ term is on, and its per-(batch, head) partial gradients.
-inline int64_t attention_backward_scratch(const AttentionShape& s, int n_threads, bool pos2d = false) {
-  const int64_t tiles = static_cast<int64_t>(n_threads) * s.T * s.T * (pos2d ? 2 : 1);
-  return tiles + (pos2d ? static_cast<int64_t>(s.B) * s.n_head * kPos2dPartial : 0);
-}
-
-// dqkv[B,T,P] += gradients of Q, K and V (the caller zeroes it). Work is split by (batch, kv head)
-// so that the query heads of a group, which all write the same dK/dV rows, run in one thread.
-// With pos2d, its parameters' gradients are added to *pos2d_grad.
+// probs[B,n_head,T,T] (row = query; 0 past the diagonal when causal) of a forward pass, recomputed
+// from its projections and log-sum-exp (what an attention map shows; training never needs them).
 template <typename T>
-void attention_backward(T* dqkv, T* scratch, const T* dout, const T* qkv, const T* probs, const AttentionShape& s,
-                        const ScorePos2d<T>* pos2d = nullptr, const ScorePos2dGrad<T>* pos2d_grad = nullptr) {
+void attention_probabilities(T* probs, const T* qkv, const T* lse, const AttentionShape& s,
+                             const ScorePos2d<T>* pos2d = nullptr) {
   const int Tn = s.T, P = s.proj_dim, hd = s.head_dim;
   const T scale = T(1) / std::sqrt(T(hd));
-  const int64_t tile = static_cast<int64_t>(Tn) * Tn * (pos2d ? 2 : 1);
-  T* partials = scratch + static_cast<int64_t>(omp_get_max_threads()) * tile;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int b = 0; b < s.B; b++) {
-    for (int g = 0; g < s.n_kv_head; g++) {
-      T* dp = scratch + static_cast<int64_t>(omp_get_thread_num()) * tile;
-      T* raw = dp + static_cast<int64_t>(Tn) * Tn;  // S, only with pos2d
+  const int64_t items = static_cast<int64_t>(s.B) * s.n_head;
+  team_for(items, items * Tn * Tn * hd, [&](int64_t first, int64_t last) {
+    for (int64_t item = first; item < last; item++) {
+      const int b = static_cast<int>(item / s.n_head), h = static_cast<int>(item % s.n_head), g = h / s.group();
+      const T* base = qkv + static_cast<int64_t>(b) * Tn * P;
+      T* p = probs + item * Tn * Tn;
+      gemm(false, true, Tn, Tn, hd, scale, base + s.q_offset + h * hd, P, base + s.k_offset + g * hd, P, T(0), p, Tn);
+      if (pos2d) pos2d_scores_forward(p, Tn, 0, Tn, Tn, *pos2d, h);
+      for (int i = 0; i < Tn; i++) {
+        T* row = p + static_cast<int64_t>(i) * Tn;
+        const int len = s.causal ? i + 1 : Tn;
+        const T l = lse[item * Tn + i];
+        for (int j = 0; j < len; j++) row[j] = fast_exp(row[j] - l);
+        for (int j = len; j < Tn; j++) row[j] = 0;
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward
+
+// dqkv[B,T,P] += gradients of Q, K and V (the caller zeroes it), from dout [B,T,n_head*hd] and the
+// forward's out, lse and qkv. Items are (batch, kv head) pairs, so that the query heads of a group,
+// which all write the same dK/dV rows, run in one thread. tiles: attention_tiles_per_thread(s,
+// true, ·) floats per thread, as in the forward. With pos2d, pos2d_partials holds [B, n_head,
+// kPos2dPartial] scratch and its parameters' gradients are added to *pos2d_grad.
+template <typename T>
+void attention_backward(T* dqkv, T* tiles, T* pos2d_partials, const T* dout, const T* out, const T* qkv,
+                        const T* lse, const AttentionShape& s, const ScorePos2d<T>* pos2d = nullptr,
+                        const ScorePos2dGrad<T>* pos2d_grad = nullptr) {
+  const int Tn = s.T, P = s.proj_dim, hd = s.head_dim, od = s.out_dim(), rb = s.row_block();
+  const T scale = T(1) / std::sqrt(T(hd));
+  const int64_t items = static_cast<int64_t>(s.B) * s.n_kv_head, tile_size = attention_tile(s);
+  team_barrier();  // a group reads the gradients of its whole sequence and writes its dQ/dK/dV rows
+  team_for(items, items * s.group() * Tn * Tn * hd, [&](int64_t first, int64_t last) {
+    T* pt = tiles + omp_get_thread_num() * attention_tiles_per_thread(s, true, pos2d);
+    T* dpt = pt + tile_size;
+    T* raw = dpt + tile_size;  // S before the (X)+ term, only with pos2d
+    for (int64_t item = first; item < last; item++) {
+      const int b = static_cast<int>(item / s.n_kv_head), g = static_cast<int>(item % s.n_kv_head);
       const int64_t base = static_cast<int64_t>(b) * Tn * P;
-      const T* k = qkv + base + s.k_offset + g * hd;
-      const T* v = qkv + base + s.v_offset + g * hd;
-      T* dk = dqkv + base + s.k_offset + g * hd;
-      T* dv = dqkv + base + s.v_offset + g * hd;
+      const T *k = qkv + base + s.k_offset + g * hd, *v = qkv + base + s.v_offset + g * hd;
+      T *dk = dqkv + base + s.k_offset + g * hd, *dv = dqkv + base + s.v_offset + g * hd;
       for (int h = g * s.group(); h < (g + 1) * s.group(); h++) {
         const T* q = qkv + base + s.q_offset + h * hd;
         T* dq = dqkv + base + s.q_offset + h * hd;
-        const T* p = probs + (static_cast<int64_t>(b) * s.n_head + h) * Tn * Tn;
-        const T* go = dout + static_cast<int64_t>(b) * Tn * s.out_dim() + h * hd;
-        for (int i0 = 0; i0 < Tn; i0 += s.row_block()) {
-          const int i1 = std::min(Tn, i0 + s.row_block()), rows = i1 - i0, keys = s.key_end(i1);
-          const T* p_rows = p + static_cast<int64_t>(i0) * Tn;
-          T* dp_rows = dp + static_cast<int64_t>(i0) * Tn;
-          const T* go_rows = go + static_cast<int64_t>(i0) * s.out_dim();
-          // dV += Pᵀ dO;  dP = dO Vᵀ   [rows, keys]
-          gemm(true, false, keys, hd, rows, T(1), p_rows, Tn, go_rows, s.out_dim(), T(1), dv, P);
-          gemm(false, true, rows, keys, hd, T(1), go_rows, s.out_dim(), v, P, T(0), dp_rows, Tn);
-          // dS' = P ⊙ (dP − rowsum(P ⊙ dP))   (in place in dp)
+        const T* go = dout + static_cast<int64_t>(b) * Tn * od + h * hd;
+        const T* o = out + static_cast<int64_t>(b) * Tn * od + h * hd;
+        const T* row_lse = lse + (static_cast<int64_t>(b) * s.n_head + h) * Tn;
+        T* partial = pos2d ? pos2d_partials + (static_cast<int64_t>(b) * s.n_head + h) * kPos2dPartial : nullptr;
+        if (partial) std::fill(partial, partial + kPos2dPartial, T(0));
+        for (int i0 = 0; i0 < Tn; i0 += rb) {
+          const int i1 = std::min(Tn, i0 + rb), rows = i1 - i0, keys = s.key_end(i1);
+          const T* q_rows = q + static_cast<int64_t>(i0) * P;
+          const T* go_rows = go + static_cast<int64_t>(i0) * od;
+          // P = exp(S' − lse), recomputed: S = scale · Q Kᵀ (+ the (X)+ term)  [rows, keys]
+          gemm(false, true, rows, keys, hd, scale, q_rows, P, k, P, T(0), pt, keys);
+          if (pos2d) {
+            std::copy(pt, pt + static_cast<int64_t>(rows) * keys, raw);
+            pos2d_scores_forward(pt, keys, i0, i1, keys, *pos2d, h);
+          }
           for (int i = i0; i < i1; i++) {
-            const T* pr = p + static_cast<int64_t>(i) * Tn;
-            T* dr = dp + static_cast<int64_t>(i) * Tn;
-            const int len = s.causal ? i + 1 : Tn;
+            T* row = pt + static_cast<int64_t>(i - i0) * keys;
+            const int len = s.causal ? i + 1 : keys;
+            const T l = row_lse[i];
+#pragma omp simd
+            for (int j = 0; j < len; j++) row[j] = fast_exp(row[j] - l);
+            for (int j = len; j < keys; j++) row[j] = 0;
+          }
+          // dV += Pᵀ dO;  dP = dO Vᵀ   [rows, keys]
+          gemm(true, false, keys, hd, rows, T(1), pt, keys, go_rows, od, T(1), dv, P);
+          gemm(false, true, rows, keys, hd, T(1), go_rows, od, v, P, T(0), dpt, keys);
+          // dS' = P ⊙ (dP − D_i) with D_i = Σ_j P_ij dP_ij = dO_i · O_i   (in place in dpt)
+          for (int i = i0; i < i1; i++) {
+            const T* gi = go + static_cast<int64_t>(i) * od;
+            const T* oi = o + static_cast<int64_t>(i) * od;
             T dot = 0;
-            for (int j = 0; j < len; j++) dot += pr[j] * dr[j];
+            for (int c = 0; c < hd; c++) dot += gi[c] * oi[c];
+            const T* pr = pt + static_cast<int64_t>(i - i0) * keys;
+            T* dr = dpt + static_cast<int64_t>(i - i0) * keys;
+            const int len = s.causal ? i + 1 : keys;
+#pragma omp simd
             for (int j = 0; j < len; j++) dr[j] = pr[j] * (dr[j] - dot);
             for (int j = len; j < keys; j++) dr[j] = 0;
           }
-          if (pos2d) {  // bidirectional, one block: the (X)+ gradients through S' = a·S + …, and dS = a·dS'
-            gemm(false, true, Tn, Tn, hd, scale, q, P, k, P, T(0), raw, Tn);
-            pos2d_scores_backward(partials + (static_cast<int64_t>(b) * s.n_head + h) * kPos2dPartial, dp, raw, *pos2d,
-                                  h, Tn);
-          }
+          // the (X)+ gradients through S' = a·S + …, and dS = a·dS'
+          if (pos2d) pos2d_scores_backward(partial, dpt, raw, keys, i0, i1, keys, *pos2d, h);
           // S = scale · Q Kᵀ, so the scale goes into the two products:  dQ += dS K;  dK += dSᵀ Q
-          gemm(false, false, rows, hd, keys, scale, dp_rows, Tn, k, P, T(1), dq + static_cast<int64_t>(i0) * P, P);
-          gemm(true, false, keys, hd, rows, scale, dp_rows, Tn, q + static_cast<int64_t>(i0) * P, P, T(1), dk, P);
+          gemm(false, false, rows, hd, keys, scale, dpt, keys, k, P, T(1), dq + static_cast<int64_t>(i0) * P, P);
+          gemm(true, false, keys, hd, rows, scale, dpt, keys, q_rows, P, T(1), dk, P);
         }
       }
     }
-  }
-  if (pos2d) pos2d_reduce(*pos2d_grad, partials, s.B, s.n_head);
+  });
+  team_barrier();  // the projection's backward reads dqkv rows every thread wrote
+  if (pos2d && omp_get_thread_num() == 0) pos2d_reduce(*pos2d_grad, pos2d_partials, s.B, s.n_head);
 }
 
 }  // namespace kvtie

@@ -1,8 +1,23 @@
 #pragma once
-// When a kernel is worth threads. A parallel region costs a fork and a barrier — microseconds
-// when cores are free, a scheduler time slice when they are not — so loops over fewer elements
-// than this run on the calling thread. Every kernel sums in an order that does not depend on the
-// thread count, so this choice never changes a result.
+// How kernels use threads.
+//
+// A model pass runs as one team of threads (SPMD, see Transformer): every thread executes the same
+// layer code, and each kernel does the calling thread's share of its rows or items. So a pass is
+// one parallel region, not one per kernel, and the GEMMs inside it are single-threaded calls on a
+// thread's rows. A kernel that reads rows other threads wrote starts with a barrier; one that
+// reduces over every row (weight gradients, column sums) is fenced by barriers on both sides, so
+// the rows it reads are complete and nobody overwrites them while it reads.
+//
+// Called outside a parallel region, a kernel does all of the work: in a team of its own when the
+// work is worth threads (a fork and a barrier cost microseconds when cores are free, a scheduler
+// time slice when they are not), else on the calling thread, whose BLAS calls may then use BLAS's
+// own threads.
+//
+// Which thread computes an element never changes how it is computed (rows are independent, and a
+// reduction gives each output element to one thread, which sums in a fixed order), so results do
+// not depend on the team's size.
+#include <omp.h>
+
 #include <cstdint>
 
 namespace kvtie {
@@ -10,5 +25,55 @@ namespace kvtie {
 constexpr int64_t kParallelMinWork = int64_t{1} << 15;
 
 inline bool worth_threads(int64_t work) { return work >= kParallelMinWork; }
+
+struct Span {
+  int64_t begin, end;
+};
+
+// This thread's contiguous share of [0, n) in its team (all of it for a team of one).
+inline Span team_share(int64_t n) {
+  const int64_t t = omp_get_thread_num(), k = omp_get_num_threads();
+  return {n * t / k, n * (t + 1) / k};
+}
+
+// Waits for the rest of the team (nothing to wait for in a team of one or outside a region).
+inline void team_barrier() {
+  if (omp_get_num_threads() > 1) {
+#pragma omp barrier
+  }
+}
+
+// body(begin, end) over the calling thread's share of [0, n): inside a parallel region every
+// thread of the team must call it; outside any region it covers all of [0, n), in a team of its own when
+// `work` (elements touched) is worth threads.
+template <class F>
+void team_for(int64_t n, int64_t work, F&& body) {
+  if (omp_get_level() > 0) {  // in a team, even a team of one (a region that is not active)
+    const Span s = team_share(n);
+    body(s.begin, s.end);
+    return;
+  }
+#pragma omp parallel if (worth_threads(work))
+  {
+    const Span s = team_share(n);
+    body(s.begin, s.end);
+  }
+}
+
+// Runs pass() on every thread of a new team of `threads`: one model pass, one parallel region.
+// Nothing in a pass may throw: a thread that left would leave the others waiting at a barrier.
+template <class F>
+void run_team(int threads, F&& pass) {
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  pass();
+}
+
+// team_for for a reduction that reads rows every thread wrote: fenced by barriers inside a team.
+template <class F>
+void team_reduce(int64_t n, int64_t work, F&& body) {
+  team_barrier();
+  team_for(n, work, body);
+  team_barrier();
+}
 
 }  // namespace kvtie

@@ -31,25 +31,26 @@ template <typename T, typename In>
 void patch_im2col(T* patches, const In* images, const PatchGeometry& g, int B) {
   const int p = g.patch, gw = g.grid_w(), S = g.seq(), K = g.patch_dim();
   const int64_t rows = static_cast<int64_t>(B) * S;
-#pragma omp parallel for schedule(static) if (worth_threads(rows * K))
-  for (int64_t r = 0; r < rows; r++) {
-    T* out = patches + r * K;
-    const int64_t b = r / S;
-    const int s = static_cast<int>(r % S) - g.n_cls;
-    if (s < 0) {
-      std::fill(out, out + K, T(0));
-      continue;
-    }
-    const int y0 = (s / gw) * p, x0 = (s % gw) * p;
-    for (int c = 0; c < g.channels; c++) {
-      const In* plane = images + (b * g.channels + c) * static_cast<int64_t>(g.height) * g.width;
-      for (int i = 0; i < p; i++) {
-        const In* src = plane + static_cast<int64_t>(y0 + i) * g.width + x0;
-        T* dst = out + (c * p + i) * p;
-        for (int j = 0; j < p; j++) dst[j] = static_cast<T>(src[j]);
+  team_for(rows, rows * K, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      T* out = patches + r * K;
+      const int64_t b = r / S;
+      const int s = static_cast<int>(r % S) - g.n_cls;
+      if (s < 0) {
+        std::fill(out, out + K, T(0));
+        continue;
+      }
+      const int y0 = (s / gw) * p, x0 = (s % gw) * p;
+      for (int c = 0; c < g.channels; c++) {
+        const In* plane = images + (b * g.channels + c) * static_cast<int64_t>(g.height) * g.width;
+        for (int i = 0; i < p; i++) {
+          const In* src = plane + static_cast<int64_t>(y0 + i) * g.width + x0;
+          T* dst = out + (c * p + i) * p;
+          for (int j = 0; j < p; j++) dst[j] = static_cast<T>(src[j]);
+        }
       }
     }
-  }
+  });
 }
 
 // out[B, S, d]: patch rows = patches · wᵀ + bias, class rows = cls; then + pos[s] on every row.
@@ -63,16 +64,17 @@ void patch_embed_forward(T* out, T* patches, const In* images, const T* w, const
   patch_im2col(patches, images, g, B);
   linear_forward(out, patches, w, bias, rows, K, d);
   if (!pos && g.n_cls == 0) return;
-#pragma omp parallel for schedule(static) if (worth_threads(rows * d))
-  for (int64_t r = 0; r < rows; r++) {
-    T* o = out + r * d;
-    const int s = static_cast<int>(r % S);
-    if (s < g.n_cls) std::copy(cls, cls + d, o);
-    if (pos) {
-      const T* pe = pos + static_cast<int64_t>(s) * d;
-      for (int i = 0; i < d; i++) o[i] += pe[i];
+  team_for(rows, rows * d, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      T* o = out + r * d;
+      const int s = static_cast<int>(r % S);
+      if (s < g.n_cls) std::copy(cls, cls + d, o);
+      if (pos) {
+        const T* pe = pos + static_cast<int64_t>(s) * d;
+        for (int i = 0; i < d; i++) o[i] += pe[i];
+      }
     }
-  }
+  });
 }
 
 // From dout [B, S, d]: dw += Σ_patch-rows doutᵀ · patches;  dbias += Σ_patch-rows dout;
@@ -85,23 +87,23 @@ void patch_embed_backward(T* dw, T* dbias, T* dcls, T* dpos, const T* dout, cons
   const int S = g.seq(), K = g.patch_dim();
   const int64_t rows = static_cast<int64_t>(B) * S;
   // Class rows of `patches` are zero: they add nothing to dw.
-  linear_backward(static_cast<T*>(nullptr), dw, static_cast<T*>(nullptr), dout, patches, static_cast<const T*>(nullptr),
-                  rows, K, d);
+  linear_weight_grad(dw, dout, patches, rows, K, d);
   constexpr int kCols = 32;
-#pragma omp parallel for schedule(static) if (worth_threads(rows * d))
-  for (int c0 = 0; c0 < d; c0 += kCols) {
-    const int c1 = std::min(d, c0 + kCols);
-    for (int64_t r = 0; r < rows; r++) {
-      const T* gr = dout + r * d;
-      const int s = static_cast<int>(r % S);
-      T* to = s < g.n_cls ? dcls : dbias;
-      for (int i = c0; i < c1; i++) to[i] += gr[i];
-      if (dpos) {
-        T* pe = dpos + static_cast<int64_t>(s) * d;
-        for (int i = c0; i < c1; i++) pe[i] += gr[i];
+  team_reduce((d + kCols - 1) / kCols, rows * d, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; k++) {
+      const int c0 = static_cast<int>(k) * kCols, c1 = std::min(d, c0 + kCols);
+      for (int64_t r = 0; r < rows; r++) {
+        const T* gr = dout + r * d;
+        const int s = static_cast<int>(r % S);
+        T* to = s < g.n_cls ? dcls : dbias;
+        for (int i = c0; i < c1; i++) to[i] += gr[i];
+        if (dpos) {
+          T* pe = dpos + static_cast<int64_t>(s) * d;
+          for (int i = c0; i < c1; i++) pe[i] += gr[i];
+        }
       }
     }
-  }
+  });
 }
 
 // The fixed 2D sin-cos position table of MAE (get_2d_sincos_pos_embed) for a grid_h × grid_w grid:

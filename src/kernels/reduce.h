@@ -9,19 +9,21 @@
 namespace kvtie {
 
 // dst[c] += Σ_n src[n, c] for src [N, C]. Threads own column ranges; each sums rows in order.
+// A reduction over rows other threads wrote: fenced inside a team (see parallel.h).
 template <typename T>
 void accumulate_column_sums(T* dst, const T* src, int64_t N, int64_t C) {
   constexpr int64_t kCols = 64;
-#pragma omp parallel for schedule(static) if (worth_threads(N * C))
-  for (int64_t c0 = 0; c0 < C; c0 += kCols) {
-    const int64_t c1 = std::min(C, c0 + kCols);
-    T acc[kCols] = {};
-    for (int64_t n = 0; n < N; n++) {
-      const T* row = src + n * C;
-      for (int64_t c = c0; c < c1; c++) acc[c - c0] += row[c];
+  team_reduce((C + kCols - 1) / kCols, N * C, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; k++) {
+      const int64_t c0 = k * kCols, c1 = std::min(C, c0 + kCols);
+      T acc[kCols] = {};
+      for (int64_t n = 0; n < N; n++) {
+        const T* row = src + n * C;
+        for (int64_t c = c0; c < c1; c++) acc[c - c0] += row[c];
+      }
+      for (int64_t c = c0; c < c1; c++) dst[c] += acc[c - c0];
     }
-    for (int64_t c = c0; c < c1; c++) dst[c] += acc[c - c0];
-  }
+  });
 }
 
 // Σ x[i]² in double: 64 fixed stripes summed in order, whatever the thread count.

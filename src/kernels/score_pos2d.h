@@ -55,18 +55,18 @@ T pos2d_project(const T* w, const T* features, int t) {
   return s;
 }
 
-// rows [Tn, Tn] of head h: S → S' in place.
+// Rows [i0, i1) of head h's scores, S → S' in place: row i at tile + (i − i0)·ld, keys j < Tn.
 template <typename T>
-void pos2d_scores_forward(T* rows, const ScorePos2d<T>& p, int h, int Tn) {
+void pos2d_scores_forward(T* tile, int64_t ld, int i0, int i1, int Tn, const ScorePos2d<T>& p, int h) {
   const T a = p.scale[h], b = p.bias[h];
   const T* wq = p.weight + h * kPos2dChannels;
   const T* wk = wq + kPos2dFeatures;
   thread_local std::vector<T> v;  // v_j of this head; grows once to the longest sequence
   if (static_cast<int>(v.size()) < Tn) v.resize(Tn);
   for (int j = 0; j < Tn; j++) v[j] = pos2d_project(wk, p.features, j);
-  for (int i = 0; i < Tn; i++) {
+  for (int i = i0; i < i1; i++) {
     const T u = pos2d_project(wq, p.features, i) + b;
-    T* row = rows + static_cast<int64_t>(i) * Tn;
+    T* row = tile + (i - i0) * ld;
     for (int j = 0; j < Tn; j++) row[j] = a * row[j] + u + v[j];
   }
 }
@@ -75,19 +75,20 @@ void pos2d_scores_forward(T* rows, const ScorePos2d<T>& p, int h, int Tn) {
 // result does not depend on the thread count. Layout of one partial: [a, b, w_0 … w_{m−1}].
 constexpr int kPos2dPartial = 2 + kPos2dChannels;
 
-// dscore [Tn, Tn] holds dL/dS' of head h; scores [Tn, Tn] holds S. Writes the head's partial and
+// Rows [i0, i1) of head h (laid out as in pos2d_scores_forward): dscore holds dL/dS', scores holds
+// S. Adds the rows' share to the head's partial (which the caller zeroes before the first rows) and
 // turns dscore into dL/dS = a·dL/dS'.
 template <typename T>
-void pos2d_scores_backward(T* partial, T* dscore, const T* scores, const ScorePos2d<T>& p, int h, int Tn) {
-  thread_local std::vector<T> col_sum;  // Σ_i dL/dS'_ij
+void pos2d_scores_backward(T* partial, T* dscore, const T* scores, int64_t ld, int i0, int i1, int Tn,
+                           const ScorePos2d<T>& p, int h) {
+  thread_local std::vector<T> col_sum;  // Σ_i dL/dS'_ij over these rows
   col_sum.assign(Tn, T(0));
   T da = 0, db = 0;
   T* dw = partial + 2;
-  for (int c = 0; c < kPos2dChannels; c++) dw[c] = 0;
   const T a = p.scale[h];
-  for (int i = 0; i < Tn; i++) {
-    T* drow = dscore + static_cast<int64_t>(i) * Tn;
-    const T* srow = scores + static_cast<int64_t>(i) * Tn;
+  for (int i = i0; i < i1; i++) {
+    T* drow = dscore + (i - i0) * ld;
+    const T* srow = scores + (i - i0) * ld;
     T row_sum = 0;
     for (int j = 0; j < Tn; j++) {
       da += drow[j] * srow[j];
@@ -103,8 +104,8 @@ void pos2d_scores_backward(T* partial, T* dscore, const T* scores, const ScorePo
     const T* fj = p.features + j * kPos2dFeatures;
     for (int c = 0; c < kPos2dFeatures; c++) dw[kPos2dFeatures + c] += col_sum[j] * fj[c];
   }
-  partial[0] = da;
-  partial[1] = db;
+  partial[0] += da;
+  partial[1] += db;
 }
 
 // grad += Σ_b partials[b, h] for every head, b in order.

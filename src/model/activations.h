@@ -18,7 +18,7 @@ template <typename T>
 struct BlockActivations {
   T *ln1, *ln1_mean, *ln1_rstd;  // [N,d], [N], [N]
   T* qkv;                        // [N,P] fused projections
-  T* probs;                      // [B,n_head,T,T] attention probabilities
+  T* att_lse;                    // [B,n_head,T] log-sum-exp of each attention score row
   T* att;                        // [N,n_head*hd] attention output before the out projection
   T* res_att;                    // [N,d] residual stream after the attention branch
   T *ln2, *ln2_mean, *ln2_rstd;  // [N,d], [N], [N]
@@ -35,7 +35,8 @@ struct BlockScratch {
   T* dqkv = nullptr;       // [N,P]
   T* datt = nullptr;       // [N,n_head*hd]
   T* dff = nullptr;        // [N,d_ff]
-  T* attn_tile = nullptr;  // per-thread [T,T] tiles for the attention backward (and the (X)+ partials)
+  T* attn_tiles;           // the attention's score tiles, one set per thread (attention.h)
+  T* pos2d_partials = nullptr;  // [B,n_head,kPos2dPartial], trainable (X)+ models only
 };
 
 template <typename T>
@@ -59,7 +60,7 @@ struct Activations {
       arena.plan(&a.ln1_mean, N);
       arena.plan(&a.ln1_rstd, N);
       arena.plan(&a.qkv, N * c.attn_proj_dim());
-      arena.plan(&a.probs, static_cast<int64_t>(max_batch) * c.n_head * max_seq * max_seq);
+      arena.plan(&a.att_lse, static_cast<int64_t>(max_batch) * c.n_head * max_seq);
       arena.plan(&a.att, N * c.q_dim());
       arena.plan(&a.res_att, N * d);
       arena.plan(&a.ln2, N * d);
@@ -80,6 +81,8 @@ struct Activations {
     arena.plan(&losses, rows);
     arena.plan(&lse, rows);
     arena.plan(&scratch.branch, N * d);  // the forward's branch output too
+    const AttentionShape largest{max_batch, max_seq, c.n_head, c.n_kv_head, c.head_dim, 0, 0, 0, 0, c.causal};
+    arena.plan(&scratch.attn_tiles, threads * attention_tiles_per_thread_max(largest, trainable, c.score_pos2d));
     if (trainable) {
       arena.plan(&dres, N * d);
       arena.plan(&dlnf, N * d);
@@ -87,8 +90,7 @@ struct Activations {
       arena.plan(&scratch.dqkv, N * c.attn_proj_dim());
       arena.plan(&scratch.datt, N * c.q_dim());
       arena.plan(&scratch.dff, N * c.d_ff);
-      const AttentionShape largest{max_batch, max_seq, c.n_head, c.n_kv_head, c.head_dim, 0, 0, 0, 0, c.causal};
-      arena.plan(&scratch.attn_tile, attention_backward_scratch(largest, threads, c.score_pos2d));
+      if (c.score_pos2d) arena.plan(&scratch.pos2d_partials, static_cast<int64_t>(max_batch) * c.n_head * kPos2dPartial);
     }
     if (c.score_pos2d) arena.plan(&pos2d_features, static_cast<int64_t>(max_seq) * kPos2dFeatures);
     arena.allocate();

@@ -9,6 +9,7 @@
 #include "kernels/embedding.h"
 #include "kernels/layernorm.h"
 #include "kernels/linear.h"
+#include "kernels/parallel.h"
 #include "kernels/patch_embed.h"
 #include "kernels/pool.h"
 #include "kernels/softmax_xent.h"
@@ -92,8 +93,10 @@ const T* Transformer<T>::layer_qkv(int layer) const {
 }
 
 template <typename T>
-const T* Transformer<T>::layer_attention(int layer) const {
-  return acts_->blocks.at(layer).probs;
+void Transformer<T>::layer_attention(int layer, T* probs) const {
+  const auto& a = acts_->blocks.at(layer);
+  const auto pos2d = score_pos2d(params_, layout_.blocks[layer], acts_->pos2d_features);
+  attention_probabilities(probs, a.qkv, a.att_lse, attention_shape(config_, B_, T_), pos2d ? &*pos2d : nullptr);
 }
 
 template <typename T>
@@ -152,40 +155,46 @@ T Transformer<T>::forward_images(const float* images, const int32_t* labels, int
 }
 
 template <typename T>
+int Transformer<T>::team_size() const {
+  return std::min(omp_get_max_threads(), threads_);  // the scratch holds threads_ sets of tiles
+}
+
+template <typename T>
 T Transformer<T>::forward_trunk(const int32_t* targets) {
   Activations<T>& a = *acts_;
   const ModelConfig& c = config_;
   const int B = B_, Tn = T_, d = c.d_model;
-  const int64_t N = static_cast<int64_t>(B) * Tn;
+  const int64_t N = static_cast<int64_t>(B) * Tn, rows = logits_rows();
   const T* w = params_;
-  const T* x = a.emb;
-  for (int l = 0; l < c.n_layer; l++) {
-    block_forward(a.blocks[l], a.scratch, x, w, layout_.blocks[l], c, B, Tn, a.pos2d_features);
-    x = a.blocks[l].res_out;
+  targets_ = nullptr;
+  if (targets) {
+    std::copy(targets, targets + rows, a.targets);
+    targets_ = a.targets;
   }
-  layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, x, w + layout_.lnf_w, w + layout_.lnf_b, N, d);
-  switch (c.head) {
-    case Head::lm: linear_forward(a.logits, a.lnf, w + layout_.tok_emb, static_cast<const T*>(nullptr), N, d, c.vocab_size); break;
-    case Head::token: linear_forward(a.logits, a.lnf, w + layout_.head_w, w + layout_.head_b, N, d, c.n_classes); break;
-    case Head::pooled:
-      if (c.pool == Pool::cls)
-        first_pool_forward(a.pooled, a.lnf, B, Tn, d);
-      else
-        mean_pool_forward(a.pooled, a.lnf, B, Tn, d);
-      linear_forward(a.logits, a.pooled, w + layout_.head_w, w + layout_.head_b, B, d, c.n_classes);
-      break;
-  }
+  run_team(team_size(), [&] {
+    const T* x = a.emb;
+    for (int l = 0; l < c.n_layer; l++) {
+      block_forward(a.blocks[l], a.scratch, x, w, layout_.blocks[l], c, B, Tn, a.pos2d_features);
+      x = a.blocks[l].res_out;
+    }
+    layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, x, w + layout_.lnf_w, w + layout_.lnf_b, N, d);
+    switch (c.head) {
+      case Head::lm: linear_forward(a.logits, a.lnf, w + layout_.tok_emb, static_cast<const T*>(nullptr), N, d, c.vocab_size); break;
+      case Head::token: linear_forward(a.logits, a.lnf, w + layout_.head_w, w + layout_.head_b, N, d, c.n_classes); break;
+      case Head::pooled:
+        if (c.pool == Pool::cls)
+          first_pool_forward(a.pooled, a.lnf, B, Tn, d);
+        else
+          mean_pool_forward(a.pooled, a.lnf, B, Tn, d);
+        linear_forward(a.logits, a.pooled, w + layout_.head_w, w + layout_.head_b, B, d, c.n_classes);
+        break;
+    }
+    if (targets_) softmax_xent_forward(a.losses, a.lse, a.logits, a.targets, rows, c.n_outputs());
+  });
 
   loss_sum_ = 0.0;
   scored_ = 0;
-  if (!targets) {
-    targets_ = nullptr;
-    return T(0);
-  }
-  const int64_t rows = logits_rows();
-  std::copy(targets, targets + rows, a.targets);
-  targets_ = a.targets;
-  softmax_xent_forward(a.losses, a.lse, a.logits, a.targets, rows, c.n_outputs());
+  if (!targets_) return T(0);
   for (int64_t n = 0; n < rows; n++) {
     loss_sum_ += a.losses[n];
     scored_ += a.targets[n] != kIgnoreIndex;
@@ -197,8 +206,6 @@ template <typename T>
 void Transformer<T>::backward(T loss_scale) {
   if (!grads_) fail("this model was built for inference: it has no gradients, so no backward");
   if (!targets_) fail("backward needs a forward pass with targets");
-  if (omp_get_max_threads() > threads_)
-    fail("thread count rose from {} to {} after the model was built", threads_, omp_get_max_threads());
   Activations<T>& a = *acts_;
   const ModelConfig& c = config_;
   const int B = B_, Tn = T_, d = c.d_model;
@@ -208,34 +215,36 @@ void Transformer<T>::backward(T loss_scale) {
   if (scored_ == 0) return;  // nothing was scored: the loss is constant
 
   T* dlogits = a.logits;  // overwritten in place
-  softmax_xent_backward(dlogits, a.logits, a.lse, a.targets, loss_scale / static_cast<T>(scored_), rows,
-                        c.n_outputs());
-  switch (c.head) {
-    case Head::lm: linear_backward(a.dlnf, g + layout_.tok_emb, static_cast<T*>(nullptr), dlogits, a.lnf, w + layout_.tok_emb, N, d, c.vocab_size); break;
-    case Head::token: linear_backward(a.dlnf, g + layout_.head_w, g + layout_.head_b, dlogits, a.lnf, w + layout_.head_w, N, d, c.n_classes); break;
-    case Head::pooled:
-      linear_backward(a.dpooled, g + layout_.head_w, g + layout_.head_b, dlogits, a.pooled, w + layout_.head_w, B, d, c.n_classes);
-      if (c.pool == Pool::cls)
-        first_pool_backward(a.dlnf, a.dpooled, B, Tn, d);
-      else
-        mean_pool_backward(a.dlnf, a.dpooled, B, Tn, d);
-      break;
-  }
-  const T* last = c.n_layer ? a.blocks.back().res_out : a.emb;
-  layernorm_backward(a.dres, g + layout_.lnf_w, g + layout_.lnf_b, a.dlnf, last, w + layout_.lnf_w, a.lnf_mean,
-                     a.lnf_rstd, N, d);
-  for (int l = c.n_layer - 1; l >= 0; l--) {
-    const T* x = l ? a.blocks[l - 1].res_out : a.emb;
-    block_backward(a.dres, a.scratch, a.blocks[l], x, w, g, layout_.blocks[l], c, B, Tn, a.pos2d_features);
-  }
-  T* dpos = layout_.pos_emb >= 0 ? g + layout_.pos_emb : nullptr;  // the sin-cos table is fixed
-  if (c.is_image()) {
-    T* dcls = layout_.cls_token >= 0 ? g + layout_.cls_token : nullptr;
-    patch_embed_backward(g + layout_.patch_w, g + layout_.patch_b, dcls, dpos, a.dres, a.patches, patch_geometry(c), B,
-                         d);
-  } else {
-    embedding_backward(g + layout_.tok_emb, dpos, a.dres, a.tokens, B, Tn, d);
-  }
+  run_team(team_size(), [&] {
+    softmax_xent_backward(dlogits, a.logits, a.lse, a.targets, loss_scale / static_cast<T>(scored_), rows,
+                          c.n_outputs());
+    switch (c.head) {
+      case Head::lm: linear_backward(a.dlnf, g + layout_.tok_emb, static_cast<T*>(nullptr), dlogits, a.lnf, w + layout_.tok_emb, N, d, c.vocab_size); break;
+      case Head::token: linear_backward(a.dlnf, g + layout_.head_w, g + layout_.head_b, dlogits, a.lnf, w + layout_.head_w, N, d, c.n_classes); break;
+      case Head::pooled:
+        linear_backward(a.dpooled, g + layout_.head_w, g + layout_.head_b, dlogits, a.pooled, w + layout_.head_w, B, d, c.n_classes);
+        if (c.pool == Pool::cls)
+          first_pool_backward(a.dlnf, a.dpooled, B, Tn, d);
+        else
+          mean_pool_backward(a.dlnf, a.dpooled, B, Tn, d);
+        break;
+    }
+    const T* last = c.n_layer ? a.blocks.back().res_out : a.emb;
+    layernorm_backward(a.dres, g + layout_.lnf_w, g + layout_.lnf_b, a.dlnf, last, w + layout_.lnf_w, a.lnf_mean,
+                       a.lnf_rstd, N, d);
+    for (int l = c.n_layer - 1; l >= 0; l--) {
+      const T* x = l ? a.blocks[l - 1].res_out : a.emb;
+      block_backward(a.dres, a.scratch, a.blocks[l], x, w, g, layout_.blocks[l], c, B, Tn, a.pos2d_features);
+    }
+    T* dpos = layout_.pos_emb >= 0 ? g + layout_.pos_emb : nullptr;  // the sin-cos table is fixed
+    if (c.is_image()) {
+      T* dcls = layout_.cls_token >= 0 ? g + layout_.cls_token : nullptr;
+      patch_embed_backward(g + layout_.patch_w, g + layout_.patch_b, dcls, dpos, a.dres, a.patches, patch_geometry(c),
+                           B, d);
+    } else {
+      embedding_backward(g + layout_.tok_emb, dpos, a.dres, a.tokens, B, Tn, d);
+    }
+  });
   targets_ = nullptr;  // the logits now hold gradients: a second backward would be wrong
 }
 
