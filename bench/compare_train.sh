@@ -7,8 +7,11 @@
 # must reproduce the peer's loss on the peer's own weights. Any mismatch aborts.
 #
 # The two programs run alternately per variant (who goes first alternates too) so both see the same
-# machine state; each timing is the best of N steps after two warm-ups. % SGEMM is against the
-# OpenBLAS SGEMM rate train_step measures in the same process as its timing.
+# machine state; each timing is the best of N steps after two warm-ups. With --rounds R the whole
+# alternation runs R times and each program keeps its best run per row: on a shared machine whose
+# speed comes and goes, the best of several interleaved runs is what each program can do, and both
+# get the same chances. % SGEMM is against the OpenBLAS SGEMM rate train_step measured in the same
+# process as its best timing.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,13 +31,14 @@ declare -A default_steps=([d256]=5 [tiny]=20)
 
 usage() {
   cat <<EOF
-Usage: bench/compare_train.sh [--json] [--config NAME]... [--variant LABEL]... [--steps N] [--threads N]
-                              [--no-check | --check-only]
+Usage: bench/compare_train.sh [--json] [--config NAME]... [--variant LABEL]... [--steps N] [--rounds R]
+                              [--threads N] [--no-check | --check-only]
 
   --config NAME    d256 (${shape[d256]})
                    tiny (${shape[tiny]}); repeatable, default both
   --variant LABEL  ${all_variants[*]}; repeatable, default all
   --steps N        timed steps per variant (default: d256 ${default_steps[d256]}, tiny ${default_steps[tiny]})
+  --rounds R       alternations of the two programs over every row; each keeps its best (default 1)
   --threads N      threads for both programs (default 2)
   --no-check       skip the model-equality check
   --check-only     run only the model-equality check
@@ -43,7 +47,7 @@ Binaries: \$KVTIE_TRAIN_STEP (default build/release/bench/train_step), \$KVTIE_B
 EOF
 }
 
-json=false check=true check_only=false steps="" threads=2 configs=() variants=()
+json=false check=true check_only=false steps="" rounds=1 threads=2 configs=() variants=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --json) json=true ;;
@@ -52,6 +56,7 @@ while [[ $# -gt 0 ]]; do
     --config) configs+=("${2:?--config needs a name}"); shift ;;
     --variant) variants+=("${2:?--variant needs a label}"); shift ;;
     --steps) steps=${2:?--steps needs a number}; shift ;;
+    --rounds) rounds=${2:?--rounds needs a number}; shift ;;
     --threads) threads=${2:?--threads needs a number}; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "compare_train: unknown argument $1" >&2; usage >&2; exit 2 ;;
@@ -173,20 +178,38 @@ else
   printf '%-6s %-7s %12s %14s %7s %14s %8s %9s\n' \
     config variant "kvtie tok/s" "PyTorch tok/s" ratio "kvtie GFLOP/s" "SGEMM" "% SGEMM"
 fi
+# best[program/config/variant]: the fastest row of that program so far (JSON).
+declare -A best=()
+keep_best() {
+  local key=$1 row=$2
+  if [[ -z ${best[$key]:-} ]] || jq -en --argjson a "$row" --argjson b "${best[$key]}" \
+    '$a.tokens_per_s > $b.tokens_per_s' >/dev/null; then
+    best[$key]=$row
+  fi
+}
 k=0
+for ((round = 1; round <= rounds; round++)); do
+  ((rounds == 1)) || say "round $round of $rounds" >&2
+  for name in "${configs[@]}"; do
+    n=${steps:-${default_steps[$name]}}
+    for v in "${variants[@]}"; do
+      if ((k % 2 == 0)); then
+        keep_best "kvtie/$name/$v" "$(time_one kvtie "$name" "$v" "$n")"
+        keep_best "torch/$name/$v" "$(time_one torch "$name" "$v" "$n")"
+      else
+        keep_best "torch/$name/$v" "$(time_one torch "$name" "$v" "$n")"
+        keep_best "kvtie/$name/$v" "$(time_one kvtie "$name" "$v" "$n")"
+      fi
+      k=$((k + 1))
+    done
+  done
+done
 for name in "${configs[@]}"; do
   n=${steps:-${default_steps[$name]}}
   for v in "${variants[@]}"; do
-    if ((k % 2 == 0)); then
-      ours=$(time_one kvtie "$name" "$v" "$n")
-      theirs=$(time_one torch "$name" "$v" "$n")
-    else
-      theirs=$(time_one torch "$name" "$v" "$n")
-      ours=$(time_one kvtie "$name" "$v" "$n")
-    fi
-    k=$((k + 1))
-    row=$(jq -nc --arg config "$name" --argjson k "$ours" --argjson t "$theirs" --argjson steps "$n" '{
-      config: $config, variant: $k.variant, steps: $steps,
+    row=$(jq -nc --arg config "$name" --argjson k "${best[kvtie/$name/$v]}" --argjson t "${best[torch/$name/$v]}" \
+      --argjson steps "$n" --argjson rounds "$rounds" '{
+      config: $config, variant: $k.variant, steps: $steps, rounds: $rounds,
       kvtie_tokens_per_s: $k.tokens_per_s, torch_tokens_per_s: $t.tokens_per_s,
       ratio: ($k.tokens_per_s / $t.tokens_per_s),
       kvtie_step_ms: $k.step_ms, torch_step_ms: $t.step_ms,
