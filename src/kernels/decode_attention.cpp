@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "infer/kv_cache.h"
+#include "kernels/decode_group.h"
 #include "kernels/kv_codec.h"
 #include "kernels/parallel.h"
 #include "kernels/simd.h"
@@ -496,35 +497,6 @@ struct Avx512 {
 #endif  // KVTIE_SIMD_AVX512
 
 #ifdef KVTIE_SIMD_AVX2
-inline __m256 exp256(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.0f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-  y = _mm256_add_ps(_mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
-
-inline __m256 tail_mask8(int remaining) {
-  return _mm256_cmp_ps(_mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_ps(static_cast<float>(remaining)),
-                       _CMP_LT_OQ);
-}
-
-inline float hsum(__m256 a) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 struct Avx2 {
   static constexpr int W = 8;
   static __m256 int8x8(__m128i codes) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)); }
@@ -945,6 +917,22 @@ void attend_int(const Item& it, const Args& a, Scratch& s, float* ml, float* acc
   }
 }
 
+// One item through decode_group.h's path: all the group's heads vectorised together.
+void attend_group(const Item& it, const Args& a, Scratch&, float* ml, float* acc_out) {
+  const KvCache& cache = *a.cache;
+  const int64_t vb = cache.vector_bytes();
+  const DecodeGroupItem g{cache.keys(a.layer, it.b, it.g) + it.first * vb,
+                          cache.values(a.layer, it.b, it.g) + it.first * vb,
+                          vb,
+                          cache.dtype(),
+                          it.last - it.first,
+                          a.hd,
+                          a.G,
+                          a.q + it.b * a.q_stride + static_cast<int64_t>(it.g) * a.G * a.hd,
+                          a.attn_scale};
+  decode_group_attend(g, ml, acc_out);
+}
+
 template <class I>
 void run(float* out, const float* q, int64_t q_stride, const KvCache& cache, int layer, const int* lengths, int B,
          const DecodeShape& shape) {
@@ -982,6 +970,8 @@ void run(float* out, const float* q, int64_t q_stride, const KvCache& cache, int
     else
       attend_item = hd == 64 ? attend_int<I, 2, true> : hd == 128 ? attend_int<I, 4, true> : attend_int<I, 0, true>;
   }
+  // Several query heads per kv head: the vector paths serve them together.
+  if (I::W > 1 && decode_group_supported(hd, G)) attend_item = attend_group;
   const Item* item = items.data();
   const int* begin = pair_begin.data();
   float* ml = part_ml.data();

@@ -1,0 +1,38 @@
+#pragma once
+// Decode attention for the query heads that share one kv head (GQA and MQA: group = n_head /
+// n_kv_head ≥ 2), vectorised across those heads.
+//
+// Each cached row costs 4·group·head_dim FLOPs (score and value sum per head) on head_dim·e bytes:
+// at MQA with 8 heads that is 8 FLOPs per fp32 byte and 30 per int8 byte, past this kind of
+// machine's balance point, so the arithmetic bounds the step and must run near the FMA rate. Here
+// a row, read (and dequantised) once into L1, meets the queries of 8 heads at a time: their 8
+// scores are one vector (8 dot products reduced together), the online softmax runs on those
+// vectors (one exp for 8 heads), and the value sums are register-blocked over 2 heads × 32
+// elements. The per-head path of decode_attention.cpp instead walks the tile once per head, with a
+// horizontal sum per score and a scalar softmax: fine for one head, 3–5× slower at eight.
+#include <cstdint>
+
+#include "kvtie/profile.h"
+
+namespace kvtie {
+
+// Positions [0, count) of one (sequence, kv head): `count` stored vectors at `stride` bytes.
+struct DecodeGroupItem {
+  const uint8_t* keys;
+  const uint8_t* values;  // == keys when V is K: each row is read once for both roles
+  int64_t stride;
+  KvDType dtype;
+  int count, head_dim, group;
+  const float* q;  // [group, head_dim], the group's query heads
+  float scale;     // of the scores, 1/√head_dim
+};
+
+// Whether this build and shape have the path: AVX2 + FMA, head_dim a multiple of 32 up to 256,
+// group ≥ 2.
+bool decode_group_supported(int head_dim, int group);
+
+// The online softmax over the item's positions: (max, sum) of each head in ml [2·group] and its
+// value sums relative to that max in acc [group, head_dim], as decode_attention's items leave them.
+void decode_group_attend(const DecodeGroupItem& item, float* ml, float* acc);
+
+}  // namespace kvtie
