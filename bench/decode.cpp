@@ -1,9 +1,12 @@
 // Decode throughput through the KV cache, per variant × cache dtype × context × batch, beside the
-// roofline: the bytes one step must read (weights once + every cached row it attends to) divided
-// by the memory bandwidth this program measures in the same run. Then the Q-K=V / QKV ratio of each
-// point, the cached path against recomputing the prefix for every token (what `kvtie generate
-// --no-cache` does) at one context, and the concurrency table: how many sequences of a given
-// context fit a fixed cache budget, and their aggregate tokens/s.
+// roofline: a step takes at least the bytes it must read (weights once + every cached row it
+// attends to) over the memory bandwidth, and at least its FLOPs over the machine's FP32 rate (the
+// SGEMM rate), both measured by this program right before the point. Rows whose arithmetic
+// intensity is past the machine's balance point (MQA: 8 query heads per cached row) are bound by
+// the second. Then the Q-K=V / QKV ratio of each point, the cached path against recomputing the
+// prefix for every token (what `kvtie generate --no-cache` does) at one context, and the
+// concurrency table: how many sequences of a given context fit a fixed cache budget, and their
+// aggregate tokens/s.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -15,6 +18,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "kernels/gemm.h"
 #include "infer/decoder.h"
 #include "kernels/decode_attention.h"
 #include "kvtie/profile.h"
@@ -61,6 +65,20 @@ double read_bandwidth_gbs() {
   return best;
 }
 
+// The FP32 rate of this machine now: the best of a few 512³ OpenBLAS SGEMMs (all threads), the
+// compute roof of the roofline.
+double sgemm_gflops() {
+  constexpr int n = 512;
+  static std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
+  double best = 0;
+  for (int rep = 0; rep < 8; rep++) {
+    const auto t = Clock::now();
+    gemm(false, true, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    if (rep > 0) best = std::max(best, 2.0 * n * n * n / since(t) / 1e9);  // the first call starts threads
+  }
+  return best;
+}
+
 // Fills the cache of every sequence with `length` random rows, as a long prefill would.
 void fill_cache(KvCache& cache, const ModelConfig& c, int length) {
   Rng rng(1);
@@ -79,8 +97,11 @@ void fill_cache(KvCache& cache, const ModelConfig& c, int length) {
 struct Point {
   std::string variant, dtype;
   int context, batch;
-  double tokens_per_s, roofline_tokens_per_s;
-  double bandwidth_gbs;  // measured just before this point's steps
+  double tokens_per_s;
+  double memory_tokens_per_s, compute_tokens_per_s;  // the two roofs; the roofline is the lower
+  double bandwidth_gbs, sgemm_gflops;                // measured just before this point's steps
+  double roofline_tokens_per_s() const { return std::min(memory_tokens_per_s, compute_tokens_per_s); }
+  const char* bound() const { return memory_tokens_per_s <= compute_tokens_per_s ? "memory" : "compute"; }
 };
 
 // The best of `steps` − 1 timed decode steps (after one warm-up): on a shared machine a step that
@@ -90,7 +111,7 @@ Point measure(const ModelConfig& c, KvDType dtype, int context, int batch, int s
   model.init_weights(1);
   Decoder dec(model, batch, context + steps, dtype);
   fill_cache(dec.cache(), c, context);
-  const double bw_gbs = read_bandwidth_gbs();
+  const double bw_gbs = read_bandwidth_gbs(), peak_gflops = sgemm_gflops();
   std::vector<int32_t> tokens(batch, 1);
   dec.step(tokens);  // warm-up
   std::vector<double> times;
@@ -106,9 +127,13 @@ Point measure(const ModelConfig& c, KvDType dtype, int context, int batch, int s
   const double weights = 4.0 * (static_cast<double>(model.num_params()) - pos_table);
   const double cache = static_cast<double>(batch) * (context + steps / 2.0) *
                        static_cast<double>(kv_cache_bytes_per_token(c, dtype));
-  const double roofline_step = (weights + cache) / (bw_gbs * 1e9);
-  return {variant_label(c), std::string(kv_dtype_name(dtype)), context, batch, batch / per_step, batch / roofline_step,
-          bw_gbs};
+  const double memory_step = (weights + cache) / (bw_gbs * 1e9);
+  // FLOPs of the step: every sequence's new token through the weights and over its ~context keys.
+  const double flops =
+      pass_cost(c, {.kind = PassKind::decode, .tokens = context + steps / 2, .batch = batch}).flops();
+  const double compute_step = flops / (peak_gflops * 1e9);
+  return {variant_label(c), std::string(kv_dtype_name(dtype)), context, batch, batch / per_step, batch / memory_step,
+          batch / compute_step, bw_gbs, peak_gflops};
 }
 
 // The attention kernel alone over a filled cache: GB/s of cached rows it reads (every layer, the
@@ -210,17 +235,19 @@ int main(int argc, char** argv) {
       variants.push_back({share, kv});
   }
   if (!json) {
-    fmt::print("decode: {} layers, d_model {}, {} heads, vocab {}, {} threads, {} kernel{}; read bandwidth {:.1f} GB/s\n\n",
+    fmt::print("decode: {} layers, d_model {}, {} heads, vocab {}, {} threads, {} kernel{}; read bandwidth {:.1f} GB/s, "
+               "SGEMM {:.1f} GFLOP/s\n\n",
                layers, d, heads, vocab, omp_get_max_threads(), path_name, no_int_path ? " (int8/int4 widened to float)" : "",
-               bw);
+               bw, sgemm_gflops());
   }
   if (json)
-    fmt::print("{}\n", nlohmann::json{{"bandwidth_gbs", bw}, {"threads", omp_get_max_threads()}, {"kernel", path_name},
-                                      {"int_path", !no_int_path}}
+    fmt::print("{}\n", nlohmann::json{{"bandwidth_gbs", bw}, {"sgemm_gflops", sgemm_gflops()},
+                                      {"threads", omp_get_max_threads()}, {"kernel", path_name}, {"int_path", !no_int_path}}
                            .dump());
   else if (!kernel)
-    fmt::print("{:<8} {:>5} {:>7} {:>5} {:>11} {:>11} {:>9} {:>6}\n", "variant", "dtype", "context", "batch", "tokens/s",
-               "roofline", "% roof", "GB/s");
+    fmt::print("{:<8} {:>5} {:>7} {:>5} {:>10} {:>10} {:>10} {:>7} {:>8} {:>9} {:>6} {:>7}\n", "variant", "dtype",
+               "context", "batch", "tokens/s", "mem roof", "flop roof", "bound", "% roof", "% mem roof", "GB/s",
+               "GFLOP/s");
   if (kernel) {
     std::vector<DecodeIsa> paths;
     for (DecodeIsa i : {DecodeIsa::scalar, DecodeIsa::avx2, DecodeIsa::avx512})
@@ -273,13 +300,18 @@ int main(int argc, char** argv) {
     if (json)
       fmt::print("{}\n", nlohmann::json{{"variant", p.variant}, {"dtype", p.dtype}, {"context", p.context},
                                         {"batch", p.batch}, {"tokens_per_s", p.tokens_per_s},
-                                        {"roofline_tokens_per_s", p.roofline_tokens_per_s},
-                                        {"bandwidth_gbs", p.bandwidth_gbs}}
+                                        {"roofline_tokens_per_s", p.roofline_tokens_per_s()},
+                                        {"memory_roofline_tokens_per_s", p.memory_tokens_per_s},
+                                        {"compute_roofline_tokens_per_s", p.compute_tokens_per_s},
+                                        {"bound", p.bound()},
+                                        {"bandwidth_gbs", p.bandwidth_gbs},
+                                        {"sgemm_gflops", p.sgemm_gflops}}
                              .dump());
     else
-      fmt::print("{:<8} {:>5} {:>7} {:>5} {:>11.1f} {:>11.1f} {:>8.0f}% {:>6.1f}\n", p.variant, p.dtype, p.context,
-                 p.batch, p.tokens_per_s, p.roofline_tokens_per_s, 100 * p.tokens_per_s / p.roofline_tokens_per_s,
-                 p.bandwidth_gbs);
+      fmt::print("{:<8} {:>5} {:>7} {:>5} {:>10.1f} {:>10.1f} {:>10.1f} {:>7} {:>7.0f}% {:>9.0f}% {:>6.1f} {:>7.1f}\n",
+                 p.variant, p.dtype, p.context, p.batch, p.tokens_per_s, p.memory_tokens_per_s,
+                 p.compute_tokens_per_s, p.bound(), 100 * p.tokens_per_s / p.roofline_tokens_per_s(),
+                 100 * p.tokens_per_s / p.memory_tokens_per_s, p.bandwidth_gbs, p.sgemm_gflops);
   }
   std::fflush(stdout);
 
@@ -297,7 +329,7 @@ int main(int argc, char** argv) {
     const double measured = kv->tokens_per_s / qkv.tokens_per_s;
     // The bytes' ratio alone, apart from the bandwidth each point measured.
     const double bytes =
-        (kv->roofline_tokens_per_s / kv->bandwidth_gbs) / (qkv.roofline_tokens_per_s / qkv.bandwidth_gbs);
+        (kv->memory_tokens_per_s / kv->bandwidth_gbs) / (qkv.memory_tokens_per_s / qkv.bandwidth_gbs);
     if (json) {
       fmt::print("{}\n", nlohmann::json{{"ratio", "Q-K=V/QKV"}, {"dtype", qkv.dtype}, {"context", qkv.context},
                                         {"batch", qkv.batch}, {"measured", measured}, {"roofline", bytes}}
