@@ -10,7 +10,8 @@
 # The theory, from `kvtie profile --json` (parameters, KV-cache bytes) and the forward's buffers:
 #   load  = checkpoint file (read whole) + parameters (an inference model has no gradients)
 #   run   = parameters + KV cache + the prefill forward's activations at the longest
-#           prompt (per layer: LayerNorms, QKV, the H·T² attention probabilities, MLP; and logits)
+#           prompt (per layer: LayerNorms, QKV, the attention's H·T log-sum-exps, MLP; the
+#           attention's score tile of each thread; and logits)
 #   peak  = process baseline + max(load, run)
 # The process baseline (binary, libraries, tokenizer, OpenMP/OpenBLAS) is measured: a 1-layer
 # d_model-64 model with the same tokenizer, minus its own theory.
@@ -103,19 +104,25 @@ for v in $variants; do
   done
 done
 
-/usr/bin/python3 - "$work/results.jsonl" "$json" "$context" <<'EOF'
+/usr/bin/python3 - "$work/results.jsonl" "$json" "$context" "$threads" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-as_json, context = sys.argv[2] == "1", int(sys.argv[3])
+as_json, context, threads = sys.argv[2] == "1", int(sys.argv[3]), int(sys.argv[4])
 MiB = 1 << 20
+
+def row_block(T):
+    """Query rows per attention score tile of a causal model (AttentionShape::row_block)."""
+    rows = min(max(16, (T + 7) // 8), max(16, 65536 // max(T, 1)))
+    blocks = (T + rows - 1) // rows
+    return (T + blocks - 1) // blocks
 
 def act_bytes(c, T):
     """The forward's buffers that a prefill of T tokens writes, in bytes (prompts run one at a time)."""
     d, L, H, ff, V = c["d_model"], c["n_layer"], c["n_head"], c["d_ff"], c["vocab_size"]
     q, kv = H * c["head_dim"], c["n_kv_head"] * c["head_dim"]
     P = {"none": q + 2 * kv, "kv": q + kv, "qk": q + kv, "qkv": q}[c["share"]]
-    per_layer = T * (d + 2 + P + q + d + d + 2 + 2 * ff + d) + H * T * T
-    floats = 2 * T + T * d + L * per_layer + T * (d + 2) + T * V + 2 * T
+    per_layer = T * (d + 2 + P + q + d + d + 2 + 2 * ff + d) + H * T
+    floats = 2 * T + T * d + L * per_layer + T * (d + 2) + T * V + 2 * T + threads * row_block(T) * T
     return 4 * floats
 
 def theory(r):
