@@ -745,45 +745,35 @@ TEST(KernelAttention, ForwardMatchesNaiveReference) {
   }
 }
 
-// Long enough for the row blocks (16 rows, the last one short; a causal block sees only the keys
-// up to its last row) to matter.
-TEST(KernelAttention, CausalRowBlocksMatchReferenceAndGradients) {
-  for (Layout l : {Layout::none, Layout::kv, Layout::qkv}) {
-    SCOPED_TRACE(layout_name(l));
-    const int H = 2, KV = l == Layout::kv ? 1 : 2, Tn = 37;
-    const AttentionShape s = make_shape(l, 2, Tn, H, KV, kHd, true);
-    ASSERT_LT(s.row_block(), Tn);
-    std::mt19937_64 rng(31 + static_cast<int>(l));
-    Vec qkv = random_vec(qkv_size(s), rng, -1.5, 1.5);
-    const Vec R = random_vec(out_size(s), rng);
-    Vec ref_out, ref_probs;
-    naive_attention(ref_out, ref_probs, qkv, s);
-    const AttnForward f = run_attention_forward(s, qkv);
-    for (size_t i = 0; i < f.out.size(); i++) ASSERT_NEAR(f.out[i], ref_out[i], 1e-13) << "out " << i;
-    expect_probabilities(probabilities(s, qkv, f), ref_probs, 2 * H, Tn, true);
-    Forward forward = [&] { return run_attention_forward(s, qkv).out; };
-    const Vec dqkv = run_attention_backward(s, qkv, f, R);
-    expect_grad_close(std::string("blocked causal attention dqkv, ") + layout_name(l), dqkv,
-                      numeric_grad(qkv, forward, R));
-  }
-}
-
-// Bidirectional attention over more positions than one tile holds: row blocks against all keys.
-TEST(KernelAttention, BidirectionalRowBlocksMatchReferenceAndGradients) {
-  const AttentionShape s = make_shape(Layout::kv, 1, 260, 2, 1, 2, false);
+// A shape with several row blocks against the naive loops (output and recomputed probabilities)
+// and against finite differences (step h: longer rows add up more rounding in each difference).
+void check_row_blocks(const AttentionShape& s, uint64_t seed, double h, const std::string& what) {
   ASSERT_LT(s.row_block(), s.T);
-  std::mt19937_64 rng(47);
+  std::mt19937_64 rng(seed);
   Vec qkv = random_vec(qkv_size(s), rng, -1.5, 1.5);
   const Vec R = random_vec(out_size(s), rng);
   Vec ref_out, ref_probs;
   naive_attention(ref_out, ref_probs, qkv, s);
   const AttnForward f = run_attention_forward(s, qkv);
   for (size_t i = 0; i < f.out.size(); i++) ASSERT_NEAR(f.out[i], ref_out[i], 1e-13) << "out " << i;
-  expect_probabilities(probabilities(s, qkv, f), ref_probs, 2, s.T, false);
+  expect_probabilities(probabilities(s, qkv, f), ref_probs, s.B * s.n_head, s.T, s.causal);
   Forward forward = [&] { return run_attention_forward(s, qkv).out; };
-  // 260 positions add up more rounding in each difference: a larger step keeps it below the bar.
-  expect_grad_close("blocked bidirectional attention dqkv", run_attention_backward(s, qkv, f, R),
-                    numeric_grad(qkv, forward, R, 1e-5));
+  expect_grad_close(what, run_attention_backward(s, qkv, f, R), numeric_grad(qkv, forward, R, h));
+}
+
+// Long enough for the causal row blocks (16 rows, the last one short; a block sees only the keys
+// up to its last row) to matter.
+TEST(KernelAttention, CausalRowBlocksMatchReferenceAndGradients) {
+  for (Layout l : {Layout::none, Layout::kv, Layout::qkv}) {
+    SCOPED_TRACE(layout_name(l));
+    const AttentionShape s = make_shape(l, 2, 37, 2, l == Layout::kv ? 1 : 2, kHd, true);
+    check_row_blocks(s, 31 + static_cast<int>(l), kStep, std::string("blocked causal attention dqkv, ") + layout_name(l));
+  }
+}
+
+// Bidirectional attention over more positions than one tile holds: row blocks against all keys.
+TEST(KernelAttention, BidirectionalRowBlocksMatchReferenceAndGradients) {
+  check_row_blocks(make_shape(Layout::kv, 1, 260, 2, 1, 2, false), 47, 1e-5, "blocked bidirectional attention dqkv");
 }
 
 // The (X)+ term across row blocks: the gradients of Q, K, V and of the term's own parameters
