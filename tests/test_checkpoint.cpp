@@ -10,6 +10,7 @@
 #include "kvtie/checkpoint.h"
 #include "kvtie/error.h"
 #include "test_helpers.h"
+#include "test_files.h"
 
 namespace kvtie {
 namespace {
@@ -21,11 +22,6 @@ ModelConfig small(Share share, int n_kv_head = 2) {
   return c;
 }
 
-std::string temp_path(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("kvtie_test_ckpt_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
-}
 
 std::string error_of(const std::function<void()>& f) {
   try {
@@ -37,7 +33,7 @@ std::string error_of(const std::function<void()>& f) {
 }
 
 TEST(Checkpoint, StoresOnlyDistinctProjections) {
-  const std::string path = temp_path("kv.safetensors");
+  const std::string path = test::temp_path("checkpoint", "kv.safetensors");
   Transformer<float> model(small(Share::kv), 1, 4);
   model.init_weights(1);
   save_checkpoint(path, model.config(), model.params());
@@ -62,7 +58,7 @@ TEST(Checkpoint, StoresOnlyDistinctProjections) {
 }
 
 TEST(Checkpoint, RoundTripIsExactInF32AndRoundedInBf16) {
-  const std::string path = temp_path("rt.safetensors");
+  const std::string path = test::temp_path("checkpoint", "rt.safetensors");
   Transformer<float> a(small(Share::qk, 4), 1, 4);
   test::randomize_params(a, 3);
   save_checkpoint(path, a.config(), a.params());
@@ -79,7 +75,7 @@ TEST(Checkpoint, RoundTripIsExactInF32AndRoundedInBf16) {
 // A loaded checkpoint is an inference model: the same forward as the trained one, no gradient or
 // backward buffers (so it is smaller by at least the parameters), and backward is a clear error.
 TEST(Checkpoint, LoadedModelIsForInference) {
-  const std::string path = temp_path("infer.safetensors");
+  const std::string path = test::temp_path("checkpoint", "infer.safetensors");
   Transformer<float> a(small(Share::kv, 2), 2, 12);
   test::randomize_params(a, 5);
   save_checkpoint(path, a.config(), a.params());
@@ -98,7 +94,7 @@ TEST(Checkpoint, LoadedModelIsForInference) {
 }
 
 TEST(Checkpoint, TruncatedFileIsAClearError) {
-  const std::string path = temp_path("trunc.safetensors");
+  const std::string path = test::temp_path("checkpoint", "trunc.safetensors");
   Transformer<float> model(small(Share::none), 1, 4);
   save_checkpoint(path, model.config(), model.params());
   std::string bytes = read_file(path);
@@ -113,7 +109,7 @@ TEST(Checkpoint, TruncatedFileIsAClearError) {
 }
 
 TEST(Checkpoint, CorruptHeaderIsAClearError) {
-  const std::string path = temp_path("corrupt.safetensors");
+  const std::string path = test::temp_path("checkpoint", "corrupt.safetensors");
   Transformer<float> model(small(Share::none), 1, 4);
   save_checkpoint(path, model.config(), model.params());
   std::string bytes = read_file(path);
@@ -125,7 +121,7 @@ TEST(Checkpoint, CorruptHeaderIsAClearError) {
 }
 
 TEST(Checkpoint, OtherShapeOrVariantIsRejectedNamingTheTensor) {
-  const std::string path = temp_path("shape.safetensors");
+  const std::string path = test::temp_path("checkpoint", "shape.safetensors");
   Transformer<float> wide(small(Share::none), 1, 4);
   save_checkpoint(path, wide.config(), wide.params());
 
@@ -141,7 +137,7 @@ TEST(Checkpoint, OtherShapeOrVariantIsRejectedNamingTheTensor) {
 }
 
 TEST(Checkpoint, FileWithoutConfigIsNotACheckpoint) {
-  const std::string path = temp_path("noconfig.safetensors");
+  const std::string path = test::temp_path("checkpoint", "noconfig.safetensors");
   SafetensorsWriter w;
   const float x[2] = {1, 2};
   w.add_f32("tok_emb.weight", {1, 2}, x);
@@ -150,7 +146,7 @@ TEST(Checkpoint, FileWithoutConfigIsNotACheckpoint) {
 }
 
 TEST(Checkpoint, WriteLeavesNoTemporaryFiles) {
-  const std::string path = temp_path("atomic.safetensors");
+  const std::string path = test::temp_path("checkpoint", "atomic.safetensors");
   Transformer<float> model(small(Share::qkv, 4), 1, 4);
   save_checkpoint(path, model.config(), model.params());
   save_checkpoint(path, model.config(), model.params());

@@ -13,17 +13,13 @@
 #include "data/token_dataset.h"
 #include "kvtie/error.h"
 #include "kvtie/tokenizer.h"
+#include "test_files.h"
 
 namespace kvtie {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string temp_dir(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / fmt::format("kvtie_test_data_{}", ::getpid()) / name;
-  fs::create_directories(dir);
-  return dir.string();
-}
 
 const char* kBrown =
     "\n\n\tThe/at jury/nn said/vbd ``/`` no/at evidence/nn ''/'' was/bedz found/vbn ,/, and/cc "
@@ -42,7 +38,7 @@ TEST(Corpus, BrownTagsAreStrippedAndPunctuationAttached) {
 }
 
 TEST(Corpus, KjvIsOneDocumentPerBookWithoutVerseNumbers) {
-  const std::string path = temp_dir("kjv") + "/kjv.txt";
+  const std::string path = test::temp_dir("data", "kjv") + "/kjv.txt";
   write_file_atomic(path, kKjv);
   const auto docs = read_kjv(path);
   ASSERT_EQ(docs.size(), 2u);
@@ -103,7 +99,7 @@ TEST(PackedLoader, WindowsAreShuffledNextTokenPairsAndResumeExactly) {
 }
 
 TEST(Prepare, CorporaBecomeShardsWithAManifest) {
-  const std::string root = temp_dir("prepare");
+  const std::string root = test::temp_dir("data", "prepare");
   const std::string brown = root + "/brown";
   fs::create_directories(brown);
   for (int i = 0; i < 12; i++)
@@ -134,7 +130,7 @@ TEST(Prepare, CorporaBecomeShardsWithAManifest) {
 TEST(Prepare, MissingCorpusIsAClearError) {
   PrepareOptions o;
   o.brown_dir = "/nonexistent/brown";
-  o.out_dir = temp_dir("missing");
+  o.out_dir = test::temp_dir("data", "missing");
   o.verbose = false;
   try {
     prepare_corpus(o);

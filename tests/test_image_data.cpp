@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <zlib.h>
 
+// Static: the library compiles its own copy (analysis/png.cpp) without the stdio writers.
+#define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb_image_write.h>
 
@@ -23,22 +25,14 @@
 #include "data/images/open_image_dataset.h"
 #include "data/images/tinyimagenet_dataset.h"
 #include "kvtie/error.h"
+#include "test_files.h"
 
 namespace kvtie {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string temp_dir(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / fmt::format("kvtie_test_image_data_{}", ::getpid()) / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
 
-std::string be32(uint32_t v) {
-  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)};
-}
 
 void write_gzip(const std::string& path, const std::string& bytes) {
   gzFile gz = gzopen(path.c_str(), "wb");
@@ -71,14 +65,14 @@ constexpr int kIdxCount = 3, kIdxRows = 2, kIdxCols = 3;
 const std::vector<uint8_t> kIdxLabels = {7, 0, 9};
 
 std::string idx_images(uint32_t magic = 0x00000803, uint32_t count = kIdxCount) {
-  std::string b = be32(magic) + be32(count) + be32(kIdxRows) + be32(kIdxCols);
+  std::string b = test::be32(magic) + test::be32(count) + test::be32(kIdxRows) + test::be32(kIdxCols);
   for (int k = 0; k < kIdxCount; k++)
     for (int p = 0; p < kIdxRows * kIdxCols; p++) b += static_cast<char>(10 * k + p);
   return b;
 }
 
 std::string idx_labels(const std::vector<uint8_t>& labels = kIdxLabels, uint32_t magic = 0x00000801) {
-  std::string b = be32(magic) + be32(static_cast<uint32_t>(labels.size()));
+  std::string b = test::be32(magic) + test::be32(static_cast<uint32_t>(labels.size()));
   for (uint8_t l : labels) b += static_cast<char>(l);
   return b;
 }
@@ -104,7 +98,7 @@ void expect_idx_fixture(const ImageDataset& data) {
 }
 
 TEST(IdxDataset, ReadsRawFilesImageByImage) {
-  const std::string dir = temp_dir("idx_raw");
+  const std::string dir = test::temp_dir("image_data", "idx_raw");
   write_file_atomic(dir + "/train-images-idx3-ubyte", idx_images());
   write_file_atomic(dir + "/train-labels-idx1-ubyte", idx_labels());
   const IdxDataset data(dir + "/train-images-idx3-ubyte", dir + "/train-labels-idx1-ubyte");
@@ -115,7 +109,7 @@ TEST(IdxDataset, ReadsRawFilesImageByImage) {
 }
 
 TEST(IdxDataset, ReadsGzipFilesWhateverTheirName) {
-  const std::string dir = temp_dir("idx_gz");
+  const std::string dir = test::temp_dir("image_data", "idx_gz");
   write_gzip(dir + "/t10k-images-idx3-ubyte.gz", idx_images());
   write_gzip(dir + "/t10k-labels-idx1-ubyte.gz", idx_labels());
   write_gzip(dir + "/images-no-suffix", idx_images());
@@ -126,7 +120,7 @@ TEST(IdxDataset, ReadsGzipFilesWhateverTheirName) {
 }
 
 TEST(IdxDataset, CorruptFilesNameTheFile) {
-  const std::string dir = temp_dir("idx_bad");
+  const std::string dir = test::temp_dir("image_data", "idx_bad");
   const std::string images = dir + "/images", labels = dir + "/labels";
   write_file_atomic(labels, idx_labels());
   const auto open = [&] { IdxDataset data(images, labels); };
@@ -163,11 +157,11 @@ TEST(IdxDataset, CorruptFilesNameTheFile) {
 }
 
 TEST(IdxDataset, TruncatedOrCorruptGzipNamesTheFile) {
-  const std::string dir = temp_dir("idx_bad_gz");
+  const std::string dir = test::temp_dir("image_data", "idx_bad_gz");
   const std::string good = dir + "/good.gz", images = dir + "/images.gz", labels = dir + "/labels";
   write_file_atomic(labels, idx_labels());
   // Pixels that do not compress to almost nothing, so that cutting the stream loses data.
-  std::string big = be32(0x00000803) + be32(1) + be32(64) + be32(64);
+  std::string big = test::be32(0x00000803) + test::be32(1) + test::be32(64) + test::be32(64);
   for (int p = 0; p < 64 * 64; p++) big += static_cast<char>((p * 7919) >> 3);
   write_gzip(good, big);
   const std::string gz = read_file(good);
@@ -208,7 +202,7 @@ void expect_cifar_pixels(const ImageDataset& data, int r) {
 }
 
 TEST(CifarDataset, Cifar10BatchesReadAsOneDataSet) {
-  const std::string dir = temp_dir("cifar10");
+  const std::string dir = test::temp_dir("image_data", "cifar10");
   // Label 3 for even records, 4 for odd ones; records 0-1 in batch 1, 2-4 in batch 2.
   write_file_atomic(dir + "/data_batch_1.bin", cifar_records(0, 2, {3}));
   write_file_atomic(dir + "/data_batch_2.bin", cifar_records(2, 3, {3}));
@@ -229,7 +223,7 @@ TEST(CifarDataset, Cifar10BatchesReadAsOneDataSet) {
 }
 
 TEST(CifarDataset, Cifar100HasCoarseThenFineLabels) {
-  const std::string dir = temp_dir("cifar100");
+  const std::string dir = test::temp_dir("image_data", "cifar100");
   write_file_atomic(dir + "/train.bin", cifar_records(0, 3, {17, 98}));
   const CifarDataset fine(CifarVariant::cifar100_fine, {dir + "/train.bin"});
   const CifarDataset coarse(CifarVariant::cifar100_coarse, {dir + "/train.bin"});
@@ -246,7 +240,7 @@ TEST(CifarDataset, Cifar100HasCoarseThenFineLabels) {
 }
 
 TEST(CifarDataset, CorruptBatchesNameTheFile) {
-  const std::string dir = temp_dir("cifar_bad");
+  const std::string dir = test::temp_dir("image_data", "cifar_bad");
   const std::string good = dir + "/data_batch_1.bin", bad = dir + "/data_batch_2.bin";
   write_file_atomic(good, cifar_records(0, 2, {1}));
   const auto open10 = [&] { CifarDataset data(CifarVariant::cifar10, {good, bad}); };
@@ -297,7 +291,7 @@ const std::vector<std::string> kWnids = {"n02124075", "n01443537"};
 // tiny-imagenet-200 in miniature: two classes (listed out of alphabetical order, as the real
 // wnids.txt is), two training images each plus the boxes file, three validation images.
 std::string write_tinyimagenet(const std::string& name) {
-  const std::string root = temp_dir(name);
+  const std::string root = test::temp_dir("image_data", name);
   write_file_atomic(root + "/wnids.txt", kWnids[0] + "\n" + kWnids[1] + "\n");
   write_file_atomic(root + "/words.txt", "n01443537\tgoldfish, Carassius auratus\nn02124075\tEgyptian cat\n");
   for (size_t c = 0; c < kWnids.size(); c++) {
@@ -422,7 +416,7 @@ TEST(OpenImageDataset, UnknownFormatIsAnError) {
 // ---- normalisation and augmentation ---------------------------------------------------------
 
 TEST(ImageTransform, ChannelStatsAreExact) {
-  const std::string dir = temp_dir("stats");
+  const std::string dir = test::temp_dir("image_data", "stats");
   write_file_atomic(dir + "/images", idx_images());
   write_file_atomic(dir + "/labels", idx_labels());
   const IdxDataset data(dir + "/images", dir + "/labels");

@@ -21,6 +21,7 @@
 #include "kvtie/error.h"
 #include "train/task.h"
 #include "train/trainer.h"
+#include "test_files.h"
 
 namespace kvtie {
 namespace {
@@ -28,16 +29,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::string temp_dir(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / fmt::format("kvtie_test_image_train_{}", ::getpid()) / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
 
-std::string be32(uint32_t v) {
-  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)};
-}
 
 // A learnable IDX data set of 8x8 images in 4 classes: the pixels of a class-c image are
 // 50·c + uniform 0..60, so the mean brightness tells the class. Written raw under the standard
@@ -46,7 +38,7 @@ constexpr int kSide = 8, kClasses = 4;
 
 void write_idx_split(const std::string& dir, const std::string& prefix, int count, uint64_t seed) {
   Rng rng(seed);
-  std::string images = be32(0x00000803) + be32(count) + be32(kSide) + be32(kSide), labels = be32(0x00000801) + be32(count);
+  std::string images = test::be32(0x00000803) + test::be32(count) + test::be32(kSide) + test::be32(kSide), labels = test::be32(0x00000801) + test::be32(count);
   for (int n = 0; n < count; n++) {
     const int c = static_cast<int>(rng.below(kClasses));
     labels += static_cast<char>(c);
@@ -57,7 +49,7 @@ void write_idx_split(const std::string& dir, const std::string& prefix, int coun
 }
 
 std::string level_data(const std::string& name, int n_train = 200, int n_test = 64) {
-  const std::string dir = temp_dir(name);
+  const std::string dir = test::temp_dir("image_train", name);
   write_idx_split(dir, "train", n_train, 1);
   write_idx_split(dir, "t10k", n_test, 2);
   return dir;
@@ -172,7 +164,7 @@ TEST(ImageBatchSource, RestoredStateDrawsTheSameBatchesWhateverTheThreads) {
 TEST(ImageTrain, LearnsTheClassesAndValidatesEveryEpoch) {
   const std::string data = level_data("learn");
   TrainConfig t = recipe(data);
-  t.out_dir = temp_dir("learn_run");
+  t.out_dir = test::temp_dir("image_train", "learn_run");
   const TrainResult r = train(vit(Share::kv), t, {.quiet = true});
   ASSERT_EQ(r.losses.size(), 36u);
   EXPECT_EQ(r.unit, "images");
@@ -228,11 +220,11 @@ TEST(ImageTrain, ResumedRunIsBitIdentical) {
   t.images.flip = true;
   t.ckpt_every = 5;
   t.keep_last = 100;
-  const std::string full_dir = temp_dir("resume_full");
+  const std::string full_dir = test::temp_dir("image_train", "resume_full");
   t.out_dir = full_dir;
   const TrainResult full = train(vit(Share::kv), t, {.quiet = true});
 
-  t.out_dir = temp_dir("resume_cut");
+  t.out_dir = test::temp_dir("image_train", "resume_cut");
   train(vit(Share::kv), t, {.quiet = true});
   // Roll the run back to its step-20 checkpoint, as if it had been killed at step 22.
   write_file_atomic(t.out_dir + "/latest.json",
@@ -420,7 +412,7 @@ TEST(SetAnomaly, PerItemModelConfigRoundTrips) {
 TEST(SetAnomaly, FindsTheOddImageFromFrozenViTFeatures) {
   const std::string data = level_data("anomaly");
   TrainConfig vit_run = recipe(data);
-  vit_run.out_dir = temp_dir("anomaly_vit");
+  vit_run.out_dir = test::temp_dir("image_train", "anomaly_vit");
   train(vit(), vit_run, {.quiet = true});
 
   TrainConfig t = recipe(data, 60);
@@ -430,7 +422,7 @@ TEST(SetAnomaly, FindsTheOddImageFromFrozenViTFeatures) {
   t.test_examples = 100;
   t.val_every = 30;
   t.lr = 3e-3;
-  t.out_dir = temp_dir("anomaly_sets");
+  t.out_dir = test::temp_dir("image_train", "anomaly_sets");
   const TrainResult r = train(set_model(16, 5), t, {.quiet = true});
   EXPECT_EQ(r.unit, "sets");
   ASSERT_TRUE(r.val.contains("val_acc")) << r.val.dump();

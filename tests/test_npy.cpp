@@ -6,15 +6,11 @@
 #include "core/atomic_file.h"
 #include "core/npy.h"
 #include "kvtie/error.h"
+#include "test_files.h"
 
 namespace kvtie {
 namespace {
 
-std::string temp_path(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("kvtie_test_npy_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
-}
 
 // A .npy file as numpy writes it (version 1.0 header padded to 64 bytes).
 std::string npy(const std::string& descr, const std::string& shape, const std::string& data) {
@@ -29,7 +25,7 @@ std::string npy(const std::string& descr, const std::string& shape, const std::s
 }
 
 std::string error_reading(const std::string& bytes) {
-  const std::string path = temp_path("bad.npy");
+  const std::string path = test::temp_path("npy", "bad.npy");
   write_file_atomic(path, bytes);
   try {
     read_tokens_npy(path);
@@ -41,7 +37,7 @@ std::string error_reading(const std::string& bytes) {
 }
 
 TEST(Npy, RoundTripsUint16AndInt32) {
-  const std::string path = temp_path("t.npy");
+  const std::string path = test::temp_path("npy", "t.npy");
   const std::vector<int32_t> small = {0, 1, 65535, 7};
   write_tokens_npy(path, small);
   EXPECT_NE(read_file(path).find("<u2"), std::string::npos);
@@ -54,7 +50,7 @@ TEST(Npy, RoundTripsUint16AndInt32) {
 }
 
 TEST(Npy, ReadsNumpyLayout) {
-  const std::string path = temp_path("np.npy");
+  const std::string path = test::temp_path("npy", "np.npy");
   write_file_atomic(path, npy("<u2", "(3,)", std::string("\x01\x00\x02\x01\xff\xff", 6)));
   EXPECT_EQ(read_tokens_npy(path), (std::vector<int32_t>{1, 258, 65535}));
 }
@@ -69,7 +65,7 @@ TEST(Npy, RejectsWhatIsNotATokenArray) {
 }
 
 TEST(Npy, EmptyArrayReadsAsEmpty) {
-  const std::string path = temp_path("empty.npy");
+  const std::string path = test::temp_path("npy", "empty.npy");
   write_file_atomic(path, npy("<u2", "(0,)", ""));
   EXPECT_TRUE(read_tokens_npy(path).empty());
 }

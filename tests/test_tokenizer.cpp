@@ -17,6 +17,7 @@
 #include "data/pretokenize.h"
 #include "kvtie/error.h"
 #include "kvtie/tokenizer.h"
+#include "test_files.h"
 
 namespace kvtie {
 namespace {
@@ -25,11 +26,6 @@ namespace fs = std::filesystem;
 using Ids = std::vector<int32_t>;
 using Pieces = std::vector<std::string_view>;
 
-std::string temp_dir(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / ("kvtie_test_tokenizer_" + std::to_string(::getpid())) / name;
-  fs::create_directories(dir);
-  return dir.string();
-}
 
 std::string asset(const std::string& rel) { return std::string(KVTIE_ASSETS) + "/" + rel; }
 
@@ -373,7 +369,7 @@ std::vector<std::string> merge_lines(const std::string& dir) {
 }
 
 TEST(TrainBpe, LearnsTheMostFrequentPairsWithFixedTieBreaks) {
-  const std::string dir = temp_dir("small");
+  const std::string dir = test::temp_dir("tokenizer", "small");
   const std::string corpus = write_corpus(dir, "c.txt", "ab ab ab ab cd");
   BpeTrainStats st;
   const Tokenizer tok = train_bpe({corpus}, 300, {}, &st);
@@ -450,7 +446,7 @@ std::vector<std::string> naive_merges(const std::string& text, int32_t vocab_siz
 }
 
 TEST(TrainBpe, ChoosesTheSameMergesAsRecountingEveryTime) {
-  const std::string dir = temp_dir("naive");
+  const std::string dir = test::temp_dir("tokenizer", "naive");
   std::mt19937_64 rng(11);
   std::string text = read_file(std::string(KVTIE_TEST_DATA) + "/data/tokenizer_sample.txt");
   for (int i = 0; i < 60; i++) text += random_text(rng, 200, false) + " the then they there\n";
@@ -465,7 +461,7 @@ TEST(TrainBpe, ChoosesTheSameMergesAsRecountingEveryTime) {
 // Training reads a file in ~1 MiB blocks cut where no chunk can span; the chunks it counts must be
 // those of the whole text.
 TEST(TrainBpe, CountsTheSameChunksAsTheWholeText) {
-  const std::string dir = temp_dir("blocks");
+  const std::string dir = test::temp_dir("tokenizer", "blocks");
   std::mt19937_64 rng(5);
   const std::string sample = read_file(std::string(KVTIE_TEST_DATA) + "/data/tokenizer_sample.txt");
   std::string text;
@@ -487,7 +483,7 @@ TEST(TrainBpe, CountsTheSameChunksAsTheWholeText) {
 }
 
 TEST(TrainBpe, EndOfTextInTheCorpusOnlySeparates) {
-  const std::string dir = temp_dir("eot");
+  const std::string dir = test::temp_dir("tokenizer", "eot");
   std::string text;
   for (int i = 0; i < 50; i++) text += "<|endoftext|>hi";
   const Tokenizer tok = train_bpe({write_corpus(dir, "c.txt", text)}, 1000);
@@ -496,7 +492,7 @@ TEST(TrainBpe, EndOfTextInTheCorpusOnlySeparates) {
 }
 
 TEST(TrainBpe, IsDeterministicAndRoundTrips) {
-  const std::string dir = temp_dir("det");
+  const std::string dir = test::temp_dir("tokenizer", "det");
   std::mt19937_64 rng(3);
   const std::string sample = read_file(std::string(KVTIE_TEST_DATA) + "/data/tokenizer_sample.txt");
   std::string text;
@@ -528,7 +524,7 @@ TEST(TrainBpe, IsDeterministicAndRoundTrips) {
 
 TEST(TrainBpe, RejectsBadArguments) {
   EXPECT_THROW(train_bpe({}, 1000), Error);
-  const std::string dir = temp_dir("bad");
+  const std::string dir = test::temp_dir("tokenizer", "bad");
   const std::string c = write_corpus(dir, "c.txt", "x");
   try {
     train_bpe({c}, 256);
@@ -559,7 +555,7 @@ std::string tiny_vocab_json(const std::string& extra = "") {
 }
 
 std::string load_error(const std::string& name, const std::string& vocab, const std::string& merges) {
-  const std::string dir = temp_dir(name);
+  const std::string dir = test::temp_dir("tokenizer", name);
   write_file_atomic(dir + "/vocab.json", vocab);
   write_file_atomic(dir + "/merges.txt", merges);
   try {
@@ -574,7 +570,7 @@ std::string load_error(const std::string& name, const std::string& vocab, const 
 
 TEST(TokenizerLoad, AcceptsTheTinyTokenizer) {
   EXPECT_EQ(load_error("ok", tiny_vocab_json(), "#version: 0.2\na b\n"), "(no error)");
-  const Tokenizer t = Tokenizer::load(temp_dir("ok"));
+  const Tokenizer t = Tokenizer::load(test::temp_dir("tokenizer", "ok"));
   EXPECT_EQ(t.encode("abab"), (Ids{256, 256}));
   EXPECT_EQ(t.vocab_size(), 258);
   // No header, CRLF line ends and a blank last line are fine too.
@@ -582,7 +578,7 @@ TEST(TokenizerLoad, AcceptsTheTinyTokenizer) {
 }
 
 TEST(TokenizerLoad, ErrorsNameTheFileAndLine) {
-  const std::string missing = temp_dir("missing") + "/nowhere";
+  const std::string missing = test::temp_dir("tokenizer", "missing") + "/nowhere";
   try {
     Tokenizer::load(missing);
     FAIL() << "no error";
@@ -600,9 +596,9 @@ TEST(TokenizerLoad, ErrorsNameTheFileAndLine) {
   e = load_error("threeparts", tiny_vocab_json(), "#version: 0.2\na b c\n");
   EXPECT_NE(e.find("threeparts/merges.txt:2: expected two tokens separated by one space"), std::string::npos) << e;
   e = load_error("missingmerges", tiny_vocab_json(), "");
-  fs::remove(temp_dir("missingmerges") + "/merges.txt");
+  fs::remove(test::temp_dir("tokenizer", "missingmerges") + "/merges.txt");
   try {
-    Tokenizer::load(temp_dir("missingmerges"));
+    Tokenizer::load(test::temp_dir("tokenizer", "missingmerges"));
     FAIL() << "no error";
   } catch (const Error& err) {
     EXPECT_NE(std::string(err.what()).find("missingmerges/merges.txt"), std::string::npos) << err.what();

@@ -21,7 +21,7 @@ namespace {
 
 using json = nlohmann::json;
 
-struct Case {
+struct VitCase {
   const char* share;
   int n_kv_head;
   const char* pool;  // "cls", "mean", or "patch": a per-patch head (head token) instead of pooling
@@ -29,12 +29,12 @@ struct Case {
   bool pos2d = false;
 };
 
-std::string case_name(const Case& c) {
+std::string vit_case_name(const VitCase& c) {
   return fmt::format("{}_kv{}_{}_{}{}", c.share, c.n_kv_head, c.pool, c.pos, c.pos2d ? "_pos2d" : "");
 }
 
 // 2 channels of 4×6 in 2×2 patches: a 2×3 grid (rows ≠ columns), 6 patches (+ the class token).
-json vit_json(const Case& k) {
+json vit_json(const VitCase& k) {
   json j{{"n_layer", 2},
               {"n_head", 4},
               {"n_kv_head", k.n_kv_head},
@@ -51,7 +51,7 @@ json vit_json(const Case& k) {
   return j;
 }
 
-std::vector<Case> all_cases() {
+std::vector<VitCase> all_vit_cases() {
   return {
       // Every share, each pooling and position kind among them.
       {"none", 4, "cls", "learned"},
@@ -78,7 +78,7 @@ std::vector<float> random_images(const ModelConfig& c, int B, uint64_t seed) {
   return images;
 }
 
-class VitGradcheck : public testing::TestWithParam<Case> {};
+class VitGradcheck : public testing::TestWithParam<VitCase> {};
 
 TEST_P(VitGradcheck, MatchesFiniteDifferences) {
   const ModelConfig c = parse_model_config(vit_json(GetParam()));
@@ -126,8 +126,8 @@ TEST_P(VitGradcheck, MatchesFiniteDifferences) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllVariants, VitGradcheck, testing::ValuesIn(all_cases()),
-                         [](const testing::TestParamInfo<Case>& p) { return case_name(p.param); });
+INSTANTIATE_TEST_SUITE_P(AllVariants, VitGradcheck, testing::ValuesIn(all_vit_cases()),
+                         [](const testing::TestParamInfo<VitCase>& p) { return vit_case_name(p.param); });
 
 TEST(Vit, LayoutNamesAndShapes) {
   const ModelConfig c = parse_model_config(vit_json({"kv", 2, "cls", "learned"}));

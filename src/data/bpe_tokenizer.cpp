@@ -55,11 +55,6 @@ std::string printable(std::string_view s) {
   return nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-struct Hash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-
 // Natural text repeats its words: remembering each chunk's ids makes BPE a lookup for most of
 // them. Per thread, so encode() stays const and lock-free; bounded, so memory stays small. When
 // full it keeps what it has (as Hugging Face's cache does): the frequent words come early, and
@@ -68,7 +63,7 @@ struct ChunkCache {
   static constexpr size_t kMaxEntries = 1 << 16;
   static constexpr size_t kMaxChunk = 64;  // longer chunks rarely repeat
   uint64_t owner = 0;
-  std::unordered_map<std::string, std::pair<uint32_t, uint32_t>, Hash, std::equal_to<>> where;
+  std::unordered_map<std::string, std::pair<uint32_t, uint32_t>, bpe::StringHash, std::equal_to<>> where;
   std::vector<int32_t> ids;
 };
 

@@ -14,11 +14,6 @@
 namespace kvtie {
 namespace {
 
-struct Hash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-
 uint64_t pack(int32_t a, int32_t b) { return (uint64_t{static_cast<uint32_t>(a)} << 32) | static_cast<uint32_t>(b); }
 int32_t left_of(uint64_t p) { return static_cast<int32_t>(p >> 32); }
 int32_t right_of(uint64_t p) { return static_cast<int32_t>(p & 0xFFFFFFFFu); }
@@ -49,7 +44,7 @@ Tokenizer train_bpe(const std::vector<std::string>& corpus_files, int32_t vocab_
   BpeTrainStats st;
 
   // 1. Word counts. Literal <|endoftext|> separates documents; it is added as a token at the end.
-  std::unordered_map<std::string, int64_t, Hash, std::equal_to<>> word_count;
+  std::unordered_map<std::string, int64_t, bpe::StringHash, std::equal_to<>> word_count;
   int64_t total_bytes = 0;
   for (const auto& f : corpus_files) {
     std::error_code ec;
@@ -88,7 +83,7 @@ Tokenizer train_bpe(const std::vector<std::string>& corpus_files, int32_t vocab_
   st.unique_words = static_cast<int64_t>(word_count.size());
 
   // 2. Byte tokens in GPT-2's order, so that ids 0-255 mean the same bytes as in GPT-2.
-  std::unordered_map<std::string, int32_t, Hash, std::equal_to<>> id_of;
+  std::unordered_map<std::string, int32_t, bpe::StringHash, std::equal_to<>> id_of;
   int32_t byte_token[256];
   for (int i = 0; i < 256; i++) {
     const uint8_t b = bpe::byte_order()[i];

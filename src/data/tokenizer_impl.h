@@ -2,7 +2,9 @@
 // The tables behind kvtie::Tokenizer, shared by loading (bpe_tokenizer.cpp) and training
 // (bpe_train.cpp).
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kvtie/tokenizer.h"
@@ -10,6 +12,12 @@
 namespace kvtie {
 
 namespace bpe {
+
+// Lets the string-keyed maps be searched with a string_view, without building a std::string.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
 
 // (left id, right id) -> (merge rank, merged id), open addressing: the encoder's innermost
 // lookup, where std::unordered_map's node chasing would cost more than the merging itself.

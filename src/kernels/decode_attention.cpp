@@ -19,7 +19,6 @@ namespace {
 
 constexpr int kTile = 32;  // positions per tile (a multiple of every vector width): rows stay in L1
 constexpr int kPrefetch = 2;  // tiles ahead whose rows are prefetched
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 int round_up(int n, int w) { return (n + w - 1) / w * w; }
 

@@ -16,7 +16,6 @@ namespace {
 constexpr int kRows = 32;           // positions per tile: its float rows stay in L1
 constexpr int kLanes = 8;           // heads per block: one AVX2 vector of scores
 constexpr int kPrefetchRows = 64;   // how far ahead of the tile rows are asked for
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Lane h of the result is the horizontal sum of a[h].
 inline __m256 hsum8(const __m256* a) {
@@ -26,7 +25,7 @@ inline __m256 hsum8(const __m256* a) {
 }
 
 // Per thread and reused, so that decode steps do not allocate.
-struct Scratch {
+struct GroupScratch {
   std::vector<float> q, acc, m, l, krows, vrows, kscale, vscale, p;
 };
 
@@ -110,7 +109,7 @@ void attend(const DecodeGroupItem& it, float* ml, float* acc_out) {
   const int G = it.group, blocks = (G + kLanes - 1) / kLanes, padded = blocks * kLanes;
   const bool fp32 = it.dtype == KvDType::fp32, shared = it.values == it.keys;
   const bool quantised = it.dtype == KvDType::int8 || it.dtype == KvDType::int4;
-  thread_local Scratch s;
+  thread_local GroupScratch s;
   // The queries, scaled and padded with zero heads to whole blocks.
   s.q.assign(static_cast<size_t>(padded) * hd, 0.0f);
   for (int64_t i = 0; i < static_cast<int64_t>(G) * hd; i++) s.q[i] = it.q[i] * it.scale;

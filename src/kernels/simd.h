@@ -12,6 +12,8 @@
 #pragma GCC diagnostic pop
 #endif
 
+#include <limits>
+
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #define KVTIE_SIMD_AVX512 1
 #endif
@@ -20,6 +22,9 @@
 #endif
 
 namespace kvtie {
+
+// Where an online softmax's running maximum starts.
+inline constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 #ifdef KVTIE_SIMD_AVX512
 // The four horizontal sums of a, b, c, d.

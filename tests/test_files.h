@@ -1,0 +1,29 @@
+#pragma once
+// Shared by the tests that write files: where they go, and the big-endian words of the IDX format.
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace kvtie::test {
+
+// <tmp>/kvtie_test_<pid>/<area>/<name>, created if missing. Per process, because ctest runs tests
+// in parallel, each in its own process; per area, because one process may also run all of them.
+inline std::string temp_dir(const std::string& area, const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("kvtie_test_" + std::to_string(::getpid())) / area / name;
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+// A file in the area's directory.
+inline std::string temp_path(const std::string& area, const std::string& file) {
+  return (std::filesystem::path(temp_dir(area, "")) / file).string();
+}
+
+inline std::string be32(uint32_t v) {
+  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)};
+}
+
+}  // namespace kvtie::test
