@@ -25,6 +25,7 @@ bench: build
 	build/release/bench/train_step
 	bench/compare_train.sh
 	build/release/bench/decode
+	build/release/bench/decode_kernel
 	build/release/bench/tokenize
 
 clean:

@@ -22,7 +22,6 @@ ModelConfig small(Share share, int n_kv_head = 2) {
   return c;
 }
 
-
 std::string error_of(const std::function<void()>& f) {
   try {
     f();

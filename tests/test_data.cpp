@@ -20,7 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-
 const char* kBrown =
     "\n\n\tThe/at jury/nn said/vbd ``/`` no/at evidence/nn ''/'' was/bedz found/vbn ,/, and/cc "
     "Atlanta's/np$ mayor/nn agreed/vbd ./.\nIt/pps ended/vbd (/( finally/rb )/) ./.\n\n\n"

@@ -32,8 +32,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-
-
 void write_gzip(const std::string& path, const std::string& bytes) {
   gzFile gz = gzopen(path.c_str(), "wb");
   ASSERT_NE(gz, nullptr);

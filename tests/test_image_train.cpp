@@ -29,8 +29,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-
-
 // A learnable IDX data set of 8x8 images in 4 classes: the pixels of a class-c image are
 // 50·c + uniform 0..60, so the mean brightness tells the class. Written raw under the standard
 // MNIST names, so `paths: [dir]` finds both splits.

@@ -11,7 +11,6 @@
 namespace kvtie {
 namespace {
 
-
 // A .npy file as numpy writes it (version 1.0 header padded to 64 bytes).
 std::string npy(const std::string& descr, const std::string& shape, const std::string& data) {
   std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";

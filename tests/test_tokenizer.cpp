@@ -26,7 +26,6 @@ namespace fs = std::filesystem;
 using Ids = std::vector<int32_t>;
 using Pieces = std::vector<std::string_view>;
 
-
 std::string asset(const std::string& rel) { return std::string(KVTIE_ASSETS) + "/" + rel; }
 
 std::string utf8(uint32_t c) {
