@@ -13,9 +13,11 @@
 // time slice when they are not), else on the calling thread, whose BLAS calls may then use BLAS's
 // own threads.
 //
-// Which thread computes an element never changes how it is computed (rows are independent, and a
-// reduction gives each output element to one thread, which sums in a fixed order), so results do
-// not depend on the team's size.
+// Which thread computes an element never changes how our kernels compute it (rows are independent,
+// and a reduction gives each output element to one thread, which sums in a fixed order). BLAS is
+// the exception: a team of another size splits a GEMM's rows at other offsets, and OpenBLAS rounds
+// a row by where it falls in its register tile. So the same thread count gives the same bits, and
+// other counts agree to rounding (docs/ARCHITECTURE.md, Determinism).
 #include <omp.h>
 
 #include <cstdint>
