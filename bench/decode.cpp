@@ -30,8 +30,8 @@ using namespace kvtie;
 using bench::read_bandwidth_gbs;
 using bench::sgemm_gflops;
 using bench::fill_cache;
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+using bench::Clock;
+using bench::since;
 
 struct Point {
   std::string variant, dtype;

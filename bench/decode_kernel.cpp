@@ -26,8 +26,6 @@
 namespace {
 
 using namespace kvtie;
-using bench::bench_clock;
-using bench::bench_since;
 
 KvCache filled_cache(const ModelConfig& c, int batch, int length, KvDType dtype) {
   KvCache cache(c, batch, length, dtype);
@@ -35,21 +33,15 @@ KvCache filled_cache(const ModelConfig& c, int batch, int length, KvDType dtype)
   return cache;
 }
 
-// Best seconds of one decode_attention call over all sequences, over calls adding up to ~0.3 s.
+// Best seconds of one decode_attention call over all sequences.
 double kernel_seconds(const KvCache& cache, const ModelConfig& c, int batch, int length) {
   std::vector<float> q(static_cast<size_t>(batch) * c.q_dim()), out(q.size());
   Rng rng(2);
   for (auto& x : q) x = static_cast<float>(rng.normal());
   const std::vector<int> lengths(batch, length);
   const DecodeShape shape{c.n_head, c.n_kv_head, c.head_dim};
-  double best = 1e30, spent = 0;
-  for (int rep = 0; rep < 3 || spent < 0.3; rep++) {
-    const auto t = bench_clock::now();
-    decode_attention(out.data(), q.data(), c.q_dim(), cache, 0, lengths.data(), batch, shape);
-    const double s = bench_since(t);
-    best = std::min(best, s), spent += s;
-  }
-  return best;
+  return bench::best_seconds(
+      [&] { decode_attention(out.data(), q.data(), c.q_dim(), cache, 0, lengths.data(), batch, shape); });
 }
 
 // Best seconds of summing every cached row, split as the kernel splits them: (sequence, kv head,
@@ -70,10 +62,8 @@ double read_seconds(const KvCache& cache, const ModelConfig& c, int batch, int l
         const auto* v = cache.v_is_k() ? nullptr : reinterpret_cast<const uint64_t*>(cache.values(0, b, g)) + at;
         items.push_back({k, v, std::min(kDecodeChunk, length - first) * row_words});
       }
-  double best = 1e30, spent = 0;
-  for (int rep = 0; rep < 3 || spent < 0.3; rep++) {
-    uint64_t total = 0;
-    const auto t = bench_clock::now();
+  uint64_t total = 0;
+  const double best = bench::best_seconds([&] {
 #pragma omp parallel for schedule(dynamic, 1) reduction(+ : total)
     for (size_t i = 0; i < items.size(); i++) {
       const Item& it = items[i];
@@ -87,10 +77,8 @@ double read_seconds(const KvCache& cache, const ModelConfig& c, int batch, int l
       }
       total += sum;
     }
-    const double s = bench_since(t);
-    if (total == 1) fmt::print("");  // keep the sums alive
-    best = std::min(best, s), spent += s;
-  }
+  });
+  if (total == 1) fmt::print("");  // keep the sums alive
   return best;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
-// The machine's two roofs, measured by the benchmarks that compare a kernel with them: the read
-// bandwidth and the FP32 (SGEMM) rate. Both are measured again before every point, because on a
+// What the benchmarks that compare a kernel with the machine share: their timing, and the
+// machine's two roofs, the read bandwidth and the FP32 (SGEMM) rate. Both are measured again before every point, because on a
 // shared machine they move with the neighbours.
 #include <fmt/format.h>
 #include <omp.h>
@@ -14,9 +14,21 @@
 
 namespace kvtie::bench {
 
-using bench_clock = std::chrono::steady_clock;
-inline double bench_since(bench_clock::time_point t) {
-  return std::chrono::duration<double>(bench_clock::now() - t).count();
+using Clock = std::chrono::steady_clock;
+inline double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// The shortest of calls to f() adding up to at least `seconds` (and at least 3): on a shared machine
+// the fastest call is the one the neighbours disturbed least.
+template <class F>
+double best_seconds(F&& f, double seconds = 0.3) {
+  double best = 1e30, spent = 0;
+  for (int rep = 0; rep < 3 || spent < seconds; rep++) {
+    const auto t = Clock::now();
+    f();
+    const double s = since(t);
+    best = std::min(best, s), spent += s;
+  }
+  return best;
 }
 
 // Read bandwidth: the best of several threaded sums over a buffer far larger than the caches. Each
@@ -29,7 +41,7 @@ inline double read_bandwidth_gbs() {
   static const std::vector<float> buf(size_t{256} << 20 >> 2, 1.0f);  // 256 MiB
   double best = 0;
   for (int rep = 0; rep < 3; rep++) {
-    const auto t = bench_clock::now();
+    const auto t = Clock::now();
     float total = 0;
     int64_t bytes = 0;
 #pragma omp parallel reduction(+ : total, bytes)
@@ -48,7 +60,7 @@ inline double read_bandwidth_gbs() {
         for (float x : a) total += x;
       bytes += len * kStreams * 4;
     }
-    const double s = bench_since(t);
+    const double s = since(t);
     if (total < 0) fmt::print("");  // keep the sum alive
     best = std::max(best, static_cast<double>(bytes) / s / 1e9);
   }
@@ -62,9 +74,9 @@ inline double sgemm_gflops() {
   static std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
   double best = 0;
   for (int rep = 0; rep < 8; rep++) {
-    const auto t = bench_clock::now();
+    const auto t = Clock::now();
     gemm(false, true, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-    if (rep > 0) best = std::max(best, 2.0 * n * n * n / bench_since(t) / 1e9);  // the first call starts threads
+    if (rep > 0) best = std::max(best, 2.0 * n * n * n / since(t) / 1e9);  // the first call starts threads
   }
   return best;
 }

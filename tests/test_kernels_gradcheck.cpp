@@ -21,6 +21,7 @@
 #include "kernels/attention.h"
 #include "kernels/embedding.h"
 #include "kernels/gelu.h"
+#include "kernels/gemm.h"
 #include "kernels/layernorm.h"
 #include "kernels/linear.h"
 #include "kernels/patch_embed.h"
@@ -743,6 +744,30 @@ TEST(KernelAttention, ForwardMatchesNaiveReference) {
     for (size_t i = 0; i < f.out.size(); i++) EXPECT_NEAR(f.out[i], ref_out[i], 1e-13) << "out " << i;
     expect_probabilities(probabilities(s, qkv, f), ref_probs, kB * c.H, kT, c.causal);
   }
+}
+
+// gemm with beta 0 must ignore whatever C held (NaN included), as BLAS does, and write only the N
+// columns of each row (the rest of the ldc stride is another tensor's); other betas scale C.
+TEST(KernelGemm, BetaZeroOverwritesOnlyTheRowsColumns) {
+  const int M = 3, N = 5, K = 4, ldc = 7;
+  std::vector<float> a(M * K), b(K * N);
+  for (int i = 0; i < M * K; i++) a[i] = 0.25f * static_cast<float>(i % 7) - 0.5f;
+  for (int i = 0; i < K * N; i++) b[i] = 0.125f * static_cast<float>(i % 5) + 0.25f;
+  auto product = [&](int i, int j) {
+    double sum = 0;
+    for (int k = 0; k < K; k++) sum += static_cast<double>(a[i * K + k]) * b[k * N + j];
+    return sum;
+  };
+  std::vector<float> c(M * ldc, std::numeric_limits<float>::quiet_NaN());
+  gemm(false, false, M, N, K, 2.0f, a.data(), K, b.data(), N, 0.0f, c.data(), ldc);
+  for (int i = 0; i < M; i++) {
+    for (int j = 0; j < N; j++) EXPECT_NEAR(c[i * ldc + j], 2 * product(i, j), 1e-5) << i << "," << j;
+    for (int j = N; j < ldc; j++) EXPECT_TRUE(std::isnan(c[i * ldc + j])) << "padding " << i << "," << j;
+  }
+  std::vector<float> d(M * ldc, 1.0f);
+  gemm(false, false, M, N, K, 1.0f, a.data(), K, b.data(), N, 0.5f, d.data(), ldc);
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) EXPECT_NEAR(d[i * ldc + j], 0.5 + product(i, j), 1e-5) << i << "," << j;
 }
 
 // A shape with several row blocks against the naive loops (output and recomputed probabilities)
