@@ -29,6 +29,7 @@
 #include "kernels/reduce.h"
 #include "kernels/residual.h"
 #include "kernels/softmax_xent.h"
+#include "kernels/tile_gemm.h"
 
 namespace kvtie {
 namespace {
@@ -622,7 +623,7 @@ Vec run_attention_backward(const AttentionShape& s, const Vec& qkv, const AttnFo
   if (pre.empty()) pre.assign(qkv_size(s), 0.0);
   Vec tiles = attention_tiles(s, true, pos2d != nullptr, 42.0);
   Vec partials(static_cast<size_t>(s.B) * s.n_head * kPos2dPartial, 42.0);
-  attention_backward(pre.data(), tiles.data(), partials.data(), dout.data(), f.out.data(), qkv.data(), f.lse.data(),
+  attention_backward(pre.data(), tiles.data(), partials.data(), dout.data(), qkv.data(), f.lse.data(),
                      s, pos2d, pos2d_grad);
   return pre;
 }
@@ -770,6 +771,73 @@ TEST(KernelGemm, BetaZeroOverwritesOnlyTheRowsColumns) {
     for (int j = 0; j < N; j++) EXPECT_NEAR(d[i * ldc + j], 0.5 + product(i, j), 1e-5) << i << "," << j;
 }
 
+// The hand-written kernel on every row and column tail (6-row blocks, 16/8/masked columns), both
+// layouts of A, padded strides and both modes, against the product in double; the padding of C
+// stays untouched. The last shape is past the kernel's size limit, where OpenBLAS takes over.
+TEST(KernelTileGemm, MatchesTheProductOnEveryTail) {
+  struct Shape {
+    int M, N, K;
+  };
+  std::vector<Shape> shapes;
+  for (int M : {1, 5, 6, 7, 13})
+    for (int N : {1, 7, 8, 9, 16, 17, 40}) shapes.push_back({M, N, 3});
+  shapes.push_back({16, 64, 32});
+  shapes.push_back({64, 1024, 64});
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (const Shape& sh : shapes)
+    for (bool trans_a : {false, true})
+      for (bool accumulate : {false, true}) {
+        SCOPED_TRACE(testing::Message() << sh.M << "x" << sh.N << "x" << sh.K << " trans_a " << trans_a
+                                        << " accumulate " << accumulate);
+        const int lda = (trans_a ? sh.M : sh.K) + 3, ldb = sh.N + 2, ldc = sh.N + 5;
+        std::vector<float> a(static_cast<size_t>(trans_a ? sh.K : sh.M) * lda), b(static_cast<size_t>(sh.K) * ldb);
+        for (float& x : a) x = u(rng);
+        for (float& x : b) x = u(rng);
+        std::vector<float> c(static_cast<size_t>(sh.M) * ldc);
+        for (float& x : c) x = accumulate ? u(rng) : std::numeric_limits<float>::quiet_NaN();
+        const std::vector<float> before = c;
+        tile_gemm(trans_a, sh.M, sh.N, sh.K, 0.5f, a.data(), lda, b.data(), ldb, accumulate, c.data(), ldc);
+        for (int i = 0; i < sh.M; i++) {
+          for (int j = 0; j < sh.N; j++) {
+            double sum = 0;
+            for (int k = 0; k < sh.K; k++)
+              sum += static_cast<double>(trans_a ? a[static_cast<size_t>(k) * lda + i] : a[static_cast<size_t>(i) * lda + k]) *
+                     b[static_cast<size_t>(k) * ldb + j];
+            const double want = 0.5 * sum + (accumulate ? before[static_cast<size_t>(i) * ldc + j] : 0.0);
+            ASSERT_NEAR(c[static_cast<size_t>(i) * ldc + j], want, 1e-5 * (1 + std::sqrt(sh.K))) << i << "," << j;
+          }
+          for (int j = sh.N; j < ldc; j++)
+            ASSERT_EQ(std::memcmp(&c[static_cast<size_t>(i) * ldc + j], &before[static_cast<size_t>(i) * ldc + j], 4), 0)
+                << "padding " << i << "," << j;
+        }
+      }
+}
+
+// The float path (tile_gemm's own kernel, the transposed blocks) against the double path, whose
+// gradients the checks above compare with finite differences: every layout, GQA, both masks, a
+// length with row blocks and tails.
+TEST(KernelAttention, FloatMatchesDouble) {
+  for (Layout l : {Layout::none, Layout::kv, Layout::qk, Layout::qkv})
+    for (bool causal : {true, false}) {
+      SCOPED_TRACE(testing::Message() << layout_name(l) << (causal ? " causal" : " bidirectional"));
+      const int KV = (l == Layout::none || l == Layout::kv) ? 2 : 4;
+      const AttentionShape s = make_shape(l, 2, 45, 4, KV, 20, causal);
+      std::mt19937_64 rng(23);
+      const Vec qkv = random_vec(qkv_size(s), rng, -1.5, 1.5), R = random_vec(out_size(s), rng);
+      const AttnForward f = run_attention_forward(s, qkv);
+      const Vec d = run_attention_backward(s, qkv, f, R);
+      const std::vector<float> qkv_f(qkv.begin(), qkv.end()), R_f(R.begin(), R.end());
+      std::vector<float> out(out_size(s)), lse(lse_size(s)), dqkv(qkv_size(s), 0.0f);
+      std::vector<float> tiles(static_cast<size_t>(omp_get_max_threads() * attention_tiles_per_thread(s, true, false)), 42.0f);
+      attention_forward(out.data(), lse.data(), tiles.data(), qkv_f.data(), s);
+      attention_backward(dqkv.data(), tiles.data(), static_cast<float*>(nullptr), R_f.data(), qkv_f.data(), lse.data(), s);
+      for (size_t i = 0; i < out.size(); i++) ASSERT_NEAR(out[i], f.out[i], 2e-5) << "out " << i;
+      for (size_t i = 0; i < lse.size(); i++) ASSERT_NEAR(lse[i], f.lse[i], 2e-5) << "lse " << i;
+      for (size_t i = 0; i < dqkv.size(); i++) ASSERT_NEAR(dqkv[i], d[i], 1e-4) << "dqkv " << i;
+    }
+}
+
 // A shape with several row blocks against the naive loops (output and recomputed probabilities)
 // and against finite differences (step h: longer rows add up more rounding in each difference).
 void check_row_blocks(const AttentionShape& s, uint64_t seed, double h, const std::string& what) {
@@ -906,8 +974,7 @@ TEST(KernelAttention, ForwardAndBackwardIndependentOfThreadCount) {
     Vec d3(qkv_size(s), 0.0), tiles = attention_tiles(s, true, false);
     run_team(2, [&] {
       attention_forward(f3.out.data(), f3.lse.data(), tiles.data(), qkv.data(), s);
-      attention_backward(d3.data(), tiles.data(), static_cast<double*>(nullptr), R.data(), f3.out.data(), qkv.data(),
-                         f3.lse.data(), s);
+      attention_backward(d3.data(), tiles.data(), static_cast<double*>(nullptr), R.data(), qkv.data(), f3.lse.data(), s);
     });
     EXPECT_EQ(f1.out, f2.out);
     EXPECT_EQ(f1.lse, f2.lse);
@@ -1068,6 +1135,31 @@ TEST(KernelReduce, AccumulateColumnSums) {
   Vec dst = {1.5, -2.5};
   accumulate_column_sums(dst.data(), static_cast<const double*>(nullptr), 0, 2);
   EXPECT_EQ(dst, (Vec{1.5, -2.5}));
+}
+
+// A team of two with partial sums (each thread's own rows, then the partials in thread order) and
+// a team of one: the same dw to rounding, added to what dw held; also for a weight too large for
+// partials, which takes the other path.
+TEST(KernelLinear, WeightGradPartialsInATeam) {
+  const int saved = omp_get_max_threads();
+  std::mt19937_64 rng(131);
+  for (int OC : {24, 600}) {
+    const int C = OC == 24 ? 10 : 500, N = 37;
+    SCOPED_TRACE(testing::Message() << "OC " << OC << " partial " << weight_grad_partial(C, OC));
+    const Vec dout = random_vec(static_cast<size_t>(N) * OC, rng), inp = random_vec(static_cast<size_t>(N) * C, rng);
+    const Vec start = random_vec(static_cast<size_t>(OC) * C, rng);
+    Vec one = start, two = start, partials(2 * static_cast<size_t>(std::max<int64_t>(weight_grad_partial(C, OC), 1)), 1e9);
+    omp_set_num_threads(1);
+    linear_weight_grad(one.data(), dout.data(), inp.data(), N, C, OC, partials.data());
+    run_team(2, [&] { linear_weight_grad(two.data(), dout.data(), inp.data(), N, C, OC, partials.data()); });
+    for (size_t i = 0; i < one.size(); i++) {
+      double want = start[i];
+      for (int n = 0; n < N; n++) want += dout[static_cast<size_t>(n) * OC + i / C] * inp[static_cast<size_t>(n) * C + i % C];
+      ASSERT_NEAR(one[i], want, 1e-12) << i;
+      ASSERT_NEAR(two[i], want, 1e-12) << i;
+    }
+  }
+  omp_set_num_threads(saved);
 }
 
 TEST(KernelReduce, BackwardsIndependentOfThreadCount) {

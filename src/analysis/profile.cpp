@@ -8,6 +8,7 @@
 #include <string>
 
 #include "kernels/attention.h"
+#include "model/activations.h"
 #include "kvtie/error.h"
 
 namespace kvtie {
@@ -293,7 +294,9 @@ int64_t model_arena_bytes(const ModelConfig& c, int max_batch, int max_seq, int 
   // the attention's score tiles per thread, the (X)+ partials and position features
   const AttentionShape largest{max_batch, max_seq, c.n_head, c.n_kv_head, c.head_dim, 0, 0, 0, 0, c.causal};
   t(threads * attention_tiles_per_thread_max(largest, true, c.score_pos2d));
-  if (c.score_pos2d) t(B * c.n_head * kPos2dPartial), t(S * kPos2dFeatures);
+  if (c.score_pos2d) t(B * c.n_head * kPos2dPartial);
+  t(threads * weight_grad_partials(c));  // the weight gradients' partial sums
+  if (c.score_pos2d) t(S * kPos2dFeatures);
   return std::max<int64_t>(bytes, 64);
 }
 

@@ -80,14 +80,14 @@ void patch_embed_forward(T* out, T* patches, const In* images, const T* w, const
 // From dout [B, S, d]: dw += Σ_patch-rows doutᵀ · patches;  dbias += Σ_patch-rows dout;
 // dcls += Σ_b dout[b, 0] (null when n_cls = 0);  dpos[s] += Σ_b dout[b, s] (null: none).
 // No gradient flows to the images. Threads own column ranges and walk the rows in order, so the
-// sums do not depend on the thread count.
+// sums of dbias, dcls and dpos do not depend on the thread count. dw_partials: linear_weight_grad's.
 template <typename T>
 void patch_embed_backward(T* dw, T* dbias, T* dcls, T* dpos, const T* dout, const T* patches, const PatchGeometry& g,
-                          int B, int d) {
+                          int B, int d, T* dw_partials = nullptr) {
   const int S = g.seq(), K = g.patch_dim();
   const int64_t rows = static_cast<int64_t>(B) * S;
   // Class rows of `patches` are zero: they add nothing to dw.
-  linear_weight_grad(dw, dout, patches, rows, K, d);
+  linear_weight_grad(dw, dout, patches, rows, K, d, dw_partials);
   constexpr int kCols = 32;
   team_reduce((d + kCols - 1) / kCols, rows * d, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; k++) {

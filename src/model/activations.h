@@ -3,11 +3,13 @@
 // Sizes are for the largest batch [max_batch, max_seq]; a smaller call uses a prefix of each.
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "core/arena.h"
 #include "kernels/attention.h"
+#include "kernels/linear.h"
 #include "kernels/patch_embed.h"
 #include "kvtie/config.h"
 
@@ -37,7 +39,18 @@ struct BlockScratch {
   T* dff = nullptr;        // [N,d_ff]
   T* attn_tiles;           // the attention's score tiles, one set per thread (attention.h)
   T* pos2d_partials = nullptr;  // [B,n_head,kPos2dPartial], trainable (X)+ models only
+  T* dw_partials = nullptr;     // weight_grad_partials(c) per thread, trainable models only (linear.h)
 };
+
+// Floats per thread the weight gradients' partial sums need: the most any linear layer takes.
+inline int64_t weight_grad_partials(const ModelConfig& c) {
+  const int d = c.d_model;
+  int64_t most = std::max({weight_grad_partial(d, c.attn_proj_dim()), weight_grad_partial(c.q_dim(), d),
+                           weight_grad_partial(d, c.d_ff), weight_grad_partial(c.d_ff, d),
+                           weight_grad_partial(d, c.n_outputs())});
+  if (c.is_image()) most = std::max(most, weight_grad_partial(c.image.patch_dim(), d));
+  return most;
+}
 
 template <typename T>
 struct Activations {
@@ -91,6 +104,7 @@ struct Activations {
       arena.plan(&scratch.datt, N * c.q_dim());
       arena.plan(&scratch.dff, N * c.d_ff);
       if (c.score_pos2d) arena.plan(&scratch.pos2d_partials, static_cast<int64_t>(max_batch) * c.n_head * kPos2dPartial);
+      arena.plan(&scratch.dw_partials, threads * weight_grad_partials(c));
     }
     if (c.score_pos2d) arena.plan(&pos2d_features, static_cast<int64_t>(max_seq) * kPos2dFeatures);
     arena.allocate();

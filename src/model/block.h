@@ -52,19 +52,19 @@ void block_backward(T* dres, BlockScratch<T>& s, const BlockActivations<T>& a, c
   const int64_t N = static_cast<int64_t>(B) * Tn;
   const int d = c.d_model, P = c.attn_proj_dim(), QD = c.q_dim();
   // MLP branch
-  linear_backward(s.dff, g + o.proj_w, g + o.proj_b, dres, a.fc_gelu, w + o.proj_w, N, c.d_ff, d);
+  linear_backward(s.dff, g + o.proj_w, g + o.proj_b, dres, a.fc_gelu, w + o.proj_w, N, c.d_ff, d, s.dw_partials);
   gelu_backward(s.dff, a.fc, s.dff, N, c.d_ff);
-  linear_backward(s.dln, g + o.fc_w, g + o.fc_b, s.dff, a.ln2, w + o.fc_w, N, d, c.d_ff);
+  linear_backward(s.dln, g + o.fc_w, g + o.fc_b, s.dff, a.ln2, w + o.fc_w, N, d, c.d_ff, s.dw_partials);
   layernorm_backward(s.branch, g + o.ln2_w, g + o.ln2_b, s.dln, a.res_att, w + o.ln2_w, a.ln2_mean, a.ln2_rstd, N, d);
   residual_backward(dres, s.branch, N, d);
   // Attention branch
   team_for(N, N * P, [&](int64_t n0, int64_t n1) { std::fill(s.dqkv + n0 * P, s.dqkv + n1 * P, T(0)); });
-  linear_backward(s.datt, g + o.out_w, g + o.out_b, dres, a.att, w + o.out_w, N, QD, d);
+  linear_backward(s.datt, g + o.out_w, g + o.out_b, dres, a.att, w + o.out_w, N, QD, d, s.dw_partials);
   const auto pos2d = score_pos2d(w, o, pos2d_features);
   const ScorePos2dGrad<T> pos2d_grad{g + o.pos2d_scale, g + o.pos2d_weight, g + o.pos2d_bias};
-  attention_backward(s.dqkv, s.attn_tiles, s.pos2d_partials, s.datt, a.att, a.qkv, a.att_lse, attention_shape(c, B, Tn),
+  attention_backward(s.dqkv, s.attn_tiles, s.pos2d_partials, s.datt, a.qkv, a.att_lse, attention_shape(c, B, Tn),
                      pos2d ? &*pos2d : nullptr, pos2d ? &pos2d_grad : nullptr);
-  linear_backward(s.dln, g + o.attn_w, g + o.attn_b, s.dqkv, a.ln1, w + o.attn_w, N, d, P);
+  linear_backward(s.dln, g + o.attn_w, g + o.attn_b, s.dqkv, a.ln1, w + o.attn_w, N, d, P, s.dw_partials);
   layernorm_backward(s.branch, g + o.ln1_w, g + o.ln1_b, s.dln, x, w + o.ln1_w, a.ln1_mean, a.ln1_rstd, N, d);
   residual_backward(dres, s.branch, N, d);
 }

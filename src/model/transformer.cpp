@@ -219,10 +219,10 @@ void Transformer<T>::backward(T loss_scale) {
     softmax_xent_backward(dlogits, a.logits, a.lse, a.targets, loss_scale / static_cast<T>(scored_), rows,
                           c.n_outputs());
     switch (c.head) {
-      case Head::lm: linear_backward(a.dlnf, g + layout_.tok_emb, static_cast<T*>(nullptr), dlogits, a.lnf, w + layout_.tok_emb, N, d, c.vocab_size); break;
-      case Head::token: linear_backward(a.dlnf, g + layout_.head_w, g + layout_.head_b, dlogits, a.lnf, w + layout_.head_w, N, d, c.n_classes); break;
+      case Head::lm: linear_backward(a.dlnf, g + layout_.tok_emb, static_cast<T*>(nullptr), dlogits, a.lnf, w + layout_.tok_emb, N, d, c.vocab_size, a.scratch.dw_partials); break;
+      case Head::token: linear_backward(a.dlnf, g + layout_.head_w, g + layout_.head_b, dlogits, a.lnf, w + layout_.head_w, N, d, c.n_classes, a.scratch.dw_partials); break;
       case Head::pooled:
-        linear_backward(a.dpooled, g + layout_.head_w, g + layout_.head_b, dlogits, a.pooled, w + layout_.head_w, B, d, c.n_classes);
+        linear_backward(a.dpooled, g + layout_.head_w, g + layout_.head_b, dlogits, a.pooled, w + layout_.head_w, B, d, c.n_classes, a.scratch.dw_partials);
         if (c.pool == Pool::cls)
           first_pool_backward(a.dlnf, a.dpooled, B, Tn, d);
         else
@@ -240,7 +240,7 @@ void Transformer<T>::backward(T loss_scale) {
     if (c.is_image()) {
       T* dcls = layout_.cls_token >= 0 ? g + layout_.cls_token : nullptr;
       patch_embed_backward(g + layout_.patch_w, g + layout_.patch_b, dcls, dpos, a.dres, a.patches, patch_geometry(c),
-                           B, d);
+                           B, d, a.scratch.dw_partials);
     } else {
       embedding_backward(g + layout_.tok_emb, dpos, a.dres, a.tokens, B, Tn, d);
     }
