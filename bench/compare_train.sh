@@ -11,7 +11,8 @@
 # alternation runs R times and each program keeps its best run per row: on a shared machine whose
 # speed comes and goes, the best of several interleaved runs is what each program can do, and both
 # get the same chances. % SGEMM is against the OpenBLAS SGEMM rate train_step measured in the same
-# process as its best timing.
+# process as its best timing: after each timed step it times a window of SGEMM calls as long as
+# that step, and keeps the best window, the same statistic as the step's.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -149,8 +150,8 @@ time_one() {
   else
     out=$("${peer[@]}" "${s[@]}" --steps "$n" --variant "$v" --threads "$threads" --no-sgemm --json)
   fi
-  # train_step's header carries the SGEMM rate; fold it into the row.
-  jq -sc '.[0] as $h | .[1] + {sgemm_gflops: $h.sgemm_gflops, threads: $h.threads}' <<<"$out"
+  # train_step's header carries the best single SGEMM call and the thread count; fold them into the row.
+  jq -sc '.[0] as $h | .[1] + {sgemm_peak_gflops: $h.sgemm_peak_gflops, threads: $h.threads}' <<<"$out"
 }
 
 torch_info=$("${peer[@]}" --threads "$threads" --info)
@@ -214,7 +215,7 @@ for name in "${configs[@]}"; do
       ratio: ($k.tokens_per_s / $t.tokens_per_s),
       kvtie_step_ms: $k.step_ms, torch_step_ms: $t.step_ms,
       kvtie_gflops: $k.gflops, torch_gflops: $t.gflops,
-      sgemm_gflops: $k.sgemm_gflops, kvtie_pct_sgemm: $k.pct_sgemm}')
+      sgemm_gflops: $k.sgemm_gflops, sgemm_peak_gflops: $k.sgemm_peak_gflops, kvtie_pct_sgemm: $k.pct_sgemm}')
     if $json; then
       echo "$row"
     else
