@@ -29,7 +29,9 @@ void linear_forward(T* out, const T* inp, const T* w, const T* b, int64_t N, int
 }
 
 // Floats of scratch per thread that linear_weight_grad takes for a [OC, C] weight: one partial dw,
-// when it stays in L2 (0: too large, the weight is reduced without partials).
+// up to 1 MiB, a d_model-256 block's largest weight (0: larger, reduced without partials; for a
+// vocabulary head, whose GEMM is large enough to run well either way, partials would cost a pass
+// over several MiB).
 constexpr int64_t kWeightGradPartialMax = int64_t{1} << 18;
 inline int64_t weight_grad_partial(int C, int OC) {
   const int64_t size = static_cast<int64_t>(OC) * C;
