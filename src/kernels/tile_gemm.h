@@ -39,11 +39,17 @@ namespace tile_detail {
 #ifdef KVTIE_SIMD_AVX2
 // MR rows × NV vectors of C; with kTail the last vector holds only the lanes of `tail`.
 // a(i, k) = a[i·ars + k·acs], so op(A) = A and op(A) = Aᵀ are the same code.
-// Not instrumented by AddressSanitizer: its check on every broadcast made the kernel 10× slower and
-// the sanitize build's training tests 2.5× slower. KernelTileGemm checks every tail against a
-// product in double, and that the padding of C stays untouched.
+// Built at -O3 and without AddressSanitizer's checks in every build: at the sanitize build's -O1
+// GCC keeps the accumulators in memory, and ASan checks every broadcast, which made the kernel 10×
+// slower and the sanitize build's training tests 2.5× slower. KernelTileGemm checks every tail
+// against a product in double, and that the padding of C stays untouched.
+#if defined(__GNUC__) && !defined(__clang__)
+#define KVTIE_TILE_KERNEL __attribute__((no_sanitize_address, optimize("O3")))
+#else
+#define KVTIE_TILE_KERNEL __attribute__((no_sanitize_address))
+#endif
 template <int MR, int NV, bool kTail>
-__attribute__((no_sanitize_address)) inline void micro(int K, float alpha, const float* a, int64_t ars, int64_t acs, const float* b, int64_t ldb,
+KVTIE_TILE_KERNEL inline void micro(int K, float alpha, const float* a, int64_t ars, int64_t acs, const float* b, int64_t ldb,
                   bool accumulate, float* c, int64_t ldc, __m256i tail) {
   __m256 acc[MR][NV];
 #pragma GCC unroll 6
