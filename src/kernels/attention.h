@@ -154,7 +154,8 @@ void attention_probabilities(T* probs, const T* qkv, const T* lse, const Attenti
 // true, ·) floats per thread, as in the forward. With pos2d, pos2d_partials holds [B, n_head,
 // kPos2dPartial] scratch and its parameters' gradients are added to *pos2d_grad.
 template <typename T>
-void attention_backward(T* dqkv, T* tiles, T* pos2d_partials, const T* dout, const T* qkv, const T* lse, const AttentionShape& s, const ScorePos2d<T>* pos2d = nullptr,
+void attention_backward(T* dqkv, T* tiles, T* pos2d_partials, const T* dout, const T* qkv, const T* lse,
+                        const AttentionShape& s, const ScorePos2d<T>* pos2d = nullptr,
                         const ScorePos2dGrad<T>* pos2d_grad = nullptr) {
   const int Tn = s.T, P = s.proj_dim, hd = s.head_dim, od = s.out_dim(), rb = s.row_block();
   const T scale = T(1) / std::sqrt(T(hd));

@@ -17,8 +17,9 @@
 // independent, and a reduction gives each output element to one thread, which sums in a fixed
 // order). Two exceptions: a team of another size splits a GEMM's rows at other offsets, and
 // OpenBLAS rounds a row by where it falls in its register tile; and the small weight gradients sum
-// per-thread partials (linear_weight_grad), whose rows depend on the team's size. So the same thread count gives the same bits, and
-// other counts agree to rounding (docs/ARCHITECTURE.md, Determinism).
+// per-thread partials (linear_weight_grad), whose rows depend on the team's size. So the same
+// thread count gives the same bits, and other counts agree to rounding (docs/ARCHITECTURE.md,
+// Determinism).
 #include <omp.h>
 
 #include <cstdint>

@@ -49,8 +49,8 @@ namespace tile_detail {
 #define KVTIE_TILE_KERNEL __attribute__((no_sanitize_address))
 #endif
 template <int MR, int NV, bool kTail>
-KVTIE_TILE_KERNEL inline void micro(int K, float alpha, const float* a, int64_t ars, int64_t acs, const float* b, int64_t ldb,
-                  bool accumulate, float* c, int64_t ldc, __m256i tail) {
+KVTIE_TILE_KERNEL inline void micro(int K, float alpha, const float* a, int64_t ars, int64_t acs, const float* b,
+                                    int64_t ldb, bool accumulate, float* c, int64_t ldc, __m256i tail) {
   __m256 acc[MR][NV];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; i++)
