@@ -9,10 +9,10 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <string>
 #include <vector>
 
+#include "roofs.h"
 #include "core/rng.h"
 #include "kernels/gemm.h"
 #include "kvtie/model.h"
@@ -21,9 +21,8 @@
 namespace {
 
 using namespace kvtie;
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+using bench::Clock;
+using bench::since;
 
 struct GemmShape {
   int M, N, K;
@@ -45,10 +44,10 @@ class Sgemm {
     call();
     double best = 0;
     const auto start = Clock::now();
-    while (seconds_since(start) < 0.5) {
+    while (since(start) < 0.5) {
       const auto t = Clock::now();
       call();
-      best = std::max(best, flops() / seconds_since(t) / 1e9);
+      best = std::max(best, flops() / since(t) / 1e9);
     }
     return best;
   }
@@ -59,8 +58,8 @@ class Sgemm {
     do {
       call();
       calls++;
-    } while (seconds_since(start) < seconds);
-    return static_cast<double>(calls) * flops() / seconds_since(start) / 1e9;
+    } while (since(start) < seconds);
+    return static_cast<double>(calls) * flops() / since(start) / 1e9;
   }
 
  private:
@@ -116,7 +115,7 @@ Result time_variant(ModelConfig c, int batch, int seq, int steps, Sgemm& sgemm) 
   for (int i = 0; i < steps; i++) {
     const auto t = Clock::now();
     step();
-    const double took = seconds_since(t);
+    const double took = since(t);
     best = std::min(best, took);
     best_sgemm = std::max(best_sgemm, sgemm.window_gflops(std::max(took, kMinWindow)));
   }

@@ -136,19 +136,16 @@ inline void tile_gemm(bool trans_a, int M, int N, int K, float alpha, const floa
   }
 #else
   for (int i = 0; i < M; i++) {
-    float* ci = C + i * ldc;
-    float row[4096];  // fallback only: N of an attention tile stays far below this
-    for (int j0 = 0; j0 < N; j0 += 4096) {
-      const int j1 = j0 + 4096 < N ? j0 + 4096 : N;
-      for (int j = j0; j < j1; j++) row[j - j0] = 0;
-      for (int k = 0; k < K; k++) {
-        const float aik = A[i * ars + k * acs];
-        const float* bk = B + k * ldb;
+    float row[kLargest];  // N ≤ kLargest here: the guard above sent larger products to BLAS
+    for (int j = 0; j < N; j++) row[j] = 0;
+    for (int k = 0; k < K; k++) {
+      const float aik = A[i * ars + k * acs];
+      const float* bk = B + k * ldb;
 #pragma omp simd
-        for (int j = j0; j < j1; j++) row[j - j0] += aik * bk[j];
-      }
-      for (int j = j0; j < j1; j++) ci[j] = alpha * row[j - j0] + (accumulate ? ci[j] : 0.0f);
+      for (int j = 0; j < N; j++) row[j] += aik * bk[j];
     }
+    float* ci = C + i * ldc;
+    for (int j = 0; j < N; j++) ci[j] = alpha * row[j] + (accumulate ? ci[j] : 0.0f);
   }
 #endif
 }
