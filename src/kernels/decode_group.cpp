@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/decode_attention.h"
+#include "kernels/prefetch.h"
 #include "kernels/simd.h"
 #include "kvtie/error.h"
 
@@ -15,7 +16,9 @@ namespace {
 
 constexpr int kRows = 32;           // positions per tile: its float rows stay in L1
 constexpr int kLanes = 8;           // heads per block: one AVX2 vector of scores
-constexpr int kPrefetchRows = 64;   // how far ahead of the tile rows are asked for
+// Bytes ahead of the row being read that fp32 rows are prefetched (kernels/prefetch.h); other
+// formats are read, and prefetched, by kv_rows_to_float.
+constexpr int64_t kGroupAhead = 4096;
 
 // Lane h of the result is the horizontal sum of a[h].
 inline __m256 hsum8(const __m256* a) {
@@ -31,15 +34,16 @@ struct GroupScratch {
 
 // p[j·8 + h] = q_h · row_j for the H (2, 4 or 8) heads of a block; lanes past H are 0. Two rows
 // at a time, four heads at a time, so that each query vector loaded serves two rows: 6 loads per 8
-// FMAs. Returns the lane-wise max over the rows.
+// FMAs. Returns the lane-wise max over the rows. `ahead`: the rows are the cache's, prefetched ahead.
 template <int NV, int H>
-__m256 block_scores(float* p, const float* q, const float* rows, int64_t rs, const float* scale, int n) {
+__m256 block_scores(float* p, const float* q, const float* rows, int64_t rs, const float* scale, int n, bool ahead) {
   constexpr int hd = 8 * NV, HQ = H < 4 ? H : 4;  // heads per pass
   __m256 most = _mm256_set1_ps(kNegInf);
   for (int j = 0; j < n; j += 2) {
     const bool pair = j + 1 < n;
     const float* r0 = rows + j * rs;
     const float* r1 = pair ? r0 + rs : r0;
+    if (ahead) prefetch_ahead<kGroupAhead>(r0, 2 * 4 * rs);
     for (int h0 = 0; h0 < H; h0 += HQ) {
       // a[h] row j, a[4 + h] row j + 1
       __m256 a[kLanes];
@@ -73,10 +77,10 @@ __m256 block_scores(float* p, const float* q, const float* rows, int64_t rs, con
 }
 
 // acc_h = acc_h · corr_h + Σ_j p[j·8 + h] · row_j for heads h, h + 1 (two = false: h alone), 32
-// elements of the row at a time in registers.
+// elements of the row at a time in registers. `ahead`: the rows are the cache's, prefetched ahead.
 template <int NV>
 void pair_values(float* acc, const float* corr, const float* p, int h, bool two, const float* rows, int64_t rs,
-                 int n) {
+                 int n, bool ahead) {
   constexpr int hd = 8 * NV;
   float* A = acc + static_cast<int64_t>(h) * hd;
   float* B = A + hd;
@@ -89,6 +93,7 @@ void pair_values(float* acc, const float* corr, const float* p, int h, bool two,
     }
     for (int j = 0; j < n; j++) {
       const float* v = rows + j * rs + 8 * c0;
+      if (ahead && c0 == 0) prefetch_ahead<kGroupAhead>(v, 4 * rs);
       const __m256 pa = _mm256_set1_ps(p[kLanes * j + h]), pb = _mm256_set1_ps(p[kLanes * j + h + 1]);
       for (int i = 0; i < 4; i++) {
         const __m256 x = _mm256_loadu_ps(v + 8 * i);
@@ -121,16 +126,8 @@ void attend(const DecodeGroupItem& it, float* ml, float* acc_out) {
     s.krows.resize(static_cast<size_t>(kRows) * hd), s.kscale.resize(kRows);
     if (!shared) s.vrows.resize(static_cast<size_t>(kRows) * hd), s.vscale.resize(kRows);
   }
-  auto prefetch = [&](int from) {
-    const int to = std::min(it.count, from + kRows);
-    for (int64_t x = from * it.stride; x < to * it.stride; x += 64) {
-      __builtin_prefetch(it.keys + x);
-      if (!shared) __builtin_prefetch(it.values + x);
-    }
-  };
   for (int first = 0; first < it.count; first += kRows) {
     const int n = std::min(kRows, it.count - first);
-    prefetch(first + kPrefetchRows);
     // The tile's rows as floats: fp32 in place, other formats widened (codes for int8/int4, whose
     // scales fold into the scores and the softmax weights).
     auto rows = [&](const uint8_t* base, std::vector<float>& buf, std::vector<float>& scales, const float*& out,
@@ -154,9 +151,10 @@ void attend(const DecodeGroupItem& it, float* ml, float* acc_out) {
       const int heads = std::min(kLanes, G - b * kLanes);
       const float* qb = s.q.data() + static_cast<int64_t>(b) * kLanes * hd;
       float* p = s.p.data();
-      const __m256 most = heads > 4   ? block_scores<NV, 8>(p, qb, K, ks, kscale, n)
-                          : heads > 2 ? block_scores<NV, 4>(p, qb, K, ks, kscale, n)
-                                      : block_scores<NV, 2>(p, qb, K, ks, kscale, n);
+      const bool ahead = fp32 && b == 0;  // the first block's pass reads the rows from memory
+      const __m256 most = heads > 4   ? block_scores<NV, 8>(p, qb, K, ks, kscale, n, ahead)
+                          : heads > 2 ? block_scores<NV, 4>(p, qb, K, ks, kscale, n, ahead)
+                                      : block_scores<NV, 2>(p, qb, K, ks, kscale, n, ahead);
       // The online softmax of the block's heads, lane-wise.
       const __m256 old_max = _mm256_loadu_ps(s.m.data() + b * kLanes), new_max = _mm256_max_ps(old_max, most);
       const __m256 corr = exp256(_mm256_sub_ps(old_max, new_max));
@@ -173,7 +171,8 @@ void attend(const DecodeGroupItem& it, float* ml, float* acc_out) {
       alignas(32) float c[kLanes];
       _mm256_store_ps(c, corr);
       float* acc = s.acc.data() + static_cast<int64_t>(b) * kLanes * hd;
-      for (int h = 0; h < heads; h += 2) pair_values<NV>(acc, c, p, h, h + 1 < heads, V, vs, n);
+      for (int h = 0; h < heads; h += 2)
+        pair_values<NV>(acc, c, p, h, h + 1 < heads, V, vs, n, ahead && !shared && h == 0);
     }
   }
   for (int h = 0; h < G; h++) {
