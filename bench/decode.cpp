@@ -1,12 +1,12 @@
 // Decode throughput through the KV cache, per variant × cache dtype × context × batch, beside the
 // roofline: a step takes at least the bytes it must read (weights once + every cached row it
 // attends to) over the memory bandwidth, and at least its FLOPs over the machine's FP32 rate (the
-// SGEMM rate), both measured by this program right before the point. Rows whose arithmetic
-// intensity is past the machine's balance point (MQA: 8 query heads per cached row) are bound by
-// the second. Then the Q-K=V / QKV ratio of each point, the cached path against recomputing the
-// prefix for every token (what `kvtie generate --no-cache` does) at one context, and the
-// concurrency table: how many sequences of a given context fit a fixed cache budget, and their
-// aggregate tokens/s.
+// SGEMM rate), both measured by this program in windows as long as the point's steps, one after
+// each step. Rows whose arithmetic intensity is past the machine's balance point (MQA: 8 query
+// heads per cached row) are bound by the second. Then the Q-K=V / QKV ratio of each point, the
+// cached path against recomputing the prefix for every token (what `kvtie generate --no-cache`
+// does) at one context, and the concurrency table: how many sequences of a given context fit a
+// fixed cache budget, and their aggregate tokens/s.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -28,6 +28,8 @@ namespace {
 
 using namespace kvtie;
 using bench::read_bandwidth_gbs;
+using bench::read_window_gbs;
+using bench::sgemm_window_gflops;
 using bench::sgemm_gflops;
 using bench::fill_cache;
 using bench::Clock;
@@ -38,12 +40,20 @@ struct Point {
   int context, batch;
   double tokens_per_s;
   double bytes, flops;                 // one step must read `bytes` and compute `flops`
-  double bandwidth_gbs, sgemm_gflops;  // measured just before this point's steps
+  double bandwidth_gbs, sgemm_gflops;  // best windows, each as long as one of this point's steps
+  // Per timed step, its tokens/s over the roofline of the two windows right after it.
+  std::vector<double> paired;
   // The two roofs; the roofline is the lower.
   double memory_tokens_per_s() const { return batch * bandwidth_gbs * 1e9 / bytes; }
   double compute_tokens_per_s() const { return batch * sgemm_gflops * 1e9 / flops; }
   double roofline_tokens_per_s() const { return std::min(memory_tokens_per_s(), compute_tokens_per_s()); }
   const char* bound() const { return memory_tokens_per_s() <= compute_tokens_per_s() ? "memory" : "compute"; }
+  double paired_median() const {
+    if (paired.empty()) return 0;
+    std::vector<double> v = paired;
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  }
   // Another measurement of the same point: each rate keeps its best. The machine's bandwidth and
   // FLOP rate and the step's speed all move with the neighbours; the best of each is what the
   // machine and the code can do, and their ratio compares like with like.
@@ -51,37 +61,48 @@ struct Point {
     tokens_per_s = std::max(tokens_per_s, p.tokens_per_s);
     bandwidth_gbs = std::max(bandwidth_gbs, p.bandwidth_gbs);
     sgemm_gflops = std::max(sgemm_gflops, p.sgemm_gflops);
+    paired.insert(paired.end(), p.paired.begin(), p.paired.end());
   }
 };
 
 // The best of `steps` − 1 timed decode steps (after one warm-up): on a shared machine a step that
-// lost a core to another process says nothing about the code.
+// lost a core to another process says nothing about the code. After each timed step, a window of
+// bandwidth and one of SGEMM, each as long as the step, and each side keeps its best: the same
+// statistic for the step and its roofs, taken in the same moments. Each step is also paired with
+// the roofline of the windows right after it: the median of those ratios asks what share of the
+// machine of that moment the step used, which the best of each side, taken at different moments
+// of a machine whose bandwidth swings by a third, cannot say.
 Point measure(const ModelConfig& c, KvDType dtype, int context, int batch, int steps) {
   Transformer<float> model(c, 1, 1);
   model.init_weights(1);
   Decoder dec(model, batch, context + steps, dtype);
   fill_cache(dec.cache(), c, context);
-  const double bw_gbs = read_bandwidth_gbs(), peak_gflops = sgemm_gflops();
-  std::vector<int32_t> tokens(batch, 1);
-  dec.step(tokens);  // warm-up
-  std::vector<double> times;
-  for (int s = 1; s < steps; s++) {
-    const auto t = Clock::now();
-    dec.step(tokens);
-    times.push_back(since(t));
-  }
-  const double per_step = *std::min_element(times.begin(), times.end());
   // Bytes one step reads: the weights once (of the position table only each sequence's row), and
   // each sequence's cached rows at ~context positions.
   const double pos_table = c.pos == PosEmb::learned ? static_cast<double>(c.max_seq_len - batch) * c.d_model : 0.0;
   const double weights = 4.0 * (static_cast<double>(model.num_params()) - pos_table);
   const double cache = static_cast<double>(batch) * (context + steps / 2.0) *
                        static_cast<double>(kv_cache_bytes_per_token(c, dtype));
+  const double bytes = weights + cache;
   // FLOPs of the step: every sequence's new token through the weights and over its ~context keys.
   const double flops =
       pass_cost(c, {.kind = PassKind::decode, .tokens = context + steps / 2, .batch = batch}).flops();
-  return {variant_label(c), std::string(kv_dtype_name(dtype)), context, batch, batch / per_step, weights + cache,
-          flops, bw_gbs, peak_gflops};
+  std::vector<int32_t> tokens(batch, 1);
+  dec.step(tokens);  // warm-up
+  double per_step = 1e30, bw_gbs = 0, peak_gflops = 0;
+  std::vector<double> paired;
+  for (int s = 1; s < steps; s++) {
+    const auto t = Clock::now();
+    dec.step(tokens);
+    const double took = since(t);
+    const double bw = read_window_gbs(took), gflops = sgemm_window_gflops(took);
+    per_step = std::min(per_step, took);
+    bw_gbs = std::max(bw_gbs, bw);
+    peak_gflops = std::max(peak_gflops, gflops);
+    paired.push_back(1.0 / took / std::min(bw * 1e9 / bytes, gflops * 1e9 / flops));
+  }
+  return {variant_label(c), std::string(kv_dtype_name(dtype)), context, batch, batch / per_step, bytes,
+          flops, bw_gbs, peak_gflops, paired};
 }
 
 // The attention kernel alone over a filled cache: GB/s of cached rows it reads (every layer, the
@@ -142,9 +163,12 @@ int main(int argc, char** argv) {
   app.add_option("--layers", layers)->capture_default_str();
   app.add_option("--d-model", d)->capture_default_str();
   app.add_option("--heads", heads)->capture_default_str();
-  app.add_option("--steps", steps, "Decode steps timed per point")->capture_default_str();
+  app.add_option("--steps", steps, "Decode steps per point: one warm-up, the rest timed")
+      ->check(CLI::Range(2, 1000))
+      ->capture_default_str();
   app.add_option("--rounds", rounds,
-                 "Passes over every point; each keeps its best step rate, bandwidth and SGEMM rate (shared machines drift)")
+                 "Passes over every point; each keeps its best step rate, bandwidth and SGEMM rate, and pools "
+                 "its paired ratios (shared machines drift)")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
   app.add_option("--budget-gib", budget_gib, "Cache budget of the concurrency table; 0 skips it")->capture_default_str();
@@ -194,9 +218,9 @@ int main(int argc, char** argv) {
                                       {"threads", omp_get_max_threads()}, {"kernel", path_name}, {"int_path", !no_int_path}}
                            .dump());
   else if (!kernel)
-    fmt::print("{:<8} {:>5} {:>7} {:>5} {:>10} {:>10} {:>10} {:>7} {:>8} {:>9} {:>6} {:>7}\n", "variant", "dtype",
-               "context", "batch", "tokens/s", "mem roof", "flop roof", "bound", "% roof", "% mem roof", "GB/s",
-               "GFLOP/s");
+    fmt::print("{:<8} {:>5} {:>7} {:>5} {:>10} {:>10} {:>10} {:>7} {:>8} {:>9} {:>8} {:>6} {:>7}\n", "variant",
+               "dtype", "context", "batch", "tokens/s", "mem roof", "flop roof", "bound", "% roof", "% mem roof",
+               "% paired", "GB/s", "GFLOP/s");
   if (kernel) {
     std::vector<DecodeIsa> paths;
     for (DecodeIsa i : {DecodeIsa::scalar, DecodeIsa::avx2, DecodeIsa::avx512})
@@ -256,14 +280,17 @@ int main(int argc, char** argv) {
                                         {"memory_roofline_tokens_per_s", p.memory_tokens_per_s()},
                                         {"compute_roofline_tokens_per_s", p.compute_tokens_per_s()},
                                         {"bound", p.bound()},
+                                        {"paired_roofline_fraction", p.paired_median()},
                                         {"bandwidth_gbs", p.bandwidth_gbs},
                                         {"sgemm_gflops", p.sgemm_gflops}}
                              .dump());
     else
-      fmt::print("{:<8} {:>5} {:>7} {:>5} {:>10.1f} {:>10.1f} {:>10.1f} {:>7} {:>7.0f}% {:>9.0f}% {:>6.1f} {:>7.1f}\n",
+      fmt::print("{:<8} {:>5} {:>7} {:>5} {:>10.1f} {:>10.1f} {:>10.1f} {:>7} {:>7.0f}% {:>9.0f}% {:>7.0f}% {:>6.1f} "
+                 "{:>7.1f}\n",
                  p.variant, p.dtype, p.context, p.batch, p.tokens_per_s, p.memory_tokens_per_s(),
                  p.compute_tokens_per_s(), p.bound(), 100 * p.tokens_per_s / p.roofline_tokens_per_s(),
-                 100 * p.tokens_per_s / p.memory_tokens_per_s(), p.bandwidth_gbs, p.sgemm_gflops);
+                 100 * p.tokens_per_s / p.memory_tokens_per_s(), 100 * p.paired_median(), p.bandwidth_gbs,
+                 p.sgemm_gflops);
   }
   std::fflush(stdout);
 
