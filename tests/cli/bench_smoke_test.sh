@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The benchmark programs at toy sizes, so that they keep building and running with the code they
+# measure: each must exit 0 and print the rows its figures come from (`make bench` gives the
+# figures themselves).
+# Usage: bench_smoke_test.sh BENCH_DIR
+set -u
+bench=$1
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+prints() {  # prints NAME PATTERN COMMAND...: exit 0 and a line of stdout matching PATTERN
+  local name=$1 pattern=$2
+  shift 2
+  "$@" >out.txt 2>err.txt
+  local rc=$?
+  if [[ $rc -eq 0 ]] && grep -q -- "$pattern" out.txt; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $name (exit $rc): $(tail -n 3 err.txt)"
+  fi
+}
+
+prints train_step '"tokens_per_s".*"variant":"Q-K=V"' \
+  "$bench/train_step" --d-model 32 --layers 1 --heads 2 --seq 16 --batch 2 --vocab 64 --steps 2 \
+  --variant QKV --variant Q-K=V --json
+prints decode '"paired_roofline_fraction"' \
+  "$bench/decode" --context 64 --batch 1 2 --dtype fp32 int8 --layers 1 --d-model 64 --heads 2 --steps 3 \
+  --variants QKV Q-K=V --budget-gib 0.001 --budget-context 64 --no-cache-context 32 --json
+check decode_ratio grep -q '"ratio":"Q-K=V/QKV"' out.txt
+prints decode_kernel '"mem_ns_per_pos"' \
+  "$bench/decode_kernel" --l3-context 64 --mem-context 256 --mem-batch 1 --heads 2 --kv-heads 2 \
+  --dtype fp32 int8 --rounds 1 --json
+prints tokenize '"encode' "$bench/tokenize" --mb 0.01 --repeat 1 --json
+finish
