@@ -11,9 +11,10 @@ namespace kvtie {
 namespace {
 
 constexpr int kBlock = 16;  // output columns per scheduling unit (16 weight rows)
-// How far ahead of the columns being read the weight rows are prefetched, one cache line per 64
-// bytes read (a whole row's lines at once stalled the FMAs behind them): ~7% more tokens/s at
-// batch 1 and 256–1k context, where the weights are most of the bytes.
+// How far ahead of the columns being read the weight rows are prefetched. Asked for a row pair at
+// a time, the prefetch gave ~7% more tokens/s at batch 1 and 256–1k context (where the weights are
+// most of the bytes), but perf at batch 8 found the FMAs stalled behind those bursts: one cache
+// line per 64 bytes read instead.
 constexpr int kWeightAhead = 1024;  // floats (4 KiB)
 
 // out[n, oc] for oc in [oc0, oc1): plain C++, one dot product per output.
