@@ -31,6 +31,17 @@ double best_seconds(F&& f, double seconds = 0.3) {
   return best;
 }
 
+// The rate of back-to-back calls to f() (each returns the work it did: bytes, FLOPs) over a window
+// lasting at least `seconds`, at least one call: the same statistic as a timed step that long.
+template <class F>
+double window_rate(F&& f, double seconds) {
+  const auto t = Clock::now();
+  double work = 0;
+  do work += static_cast<double>(f());
+  while (since(t) < seconds);
+  return work / since(t);
+}
+
 // One threaded sum over a buffer far larger than the caches; returns the bytes read. Each thread
 // reads its share as 8 streams at once, as the decode kernel reads the K and V rows of several
 // heads: on this machine one stream per thread gets up to ~10–20% less, and a roofline from it
@@ -62,24 +73,13 @@ inline int64_t read_pass() {
 
 // Read bandwidth now: the best of 3 passes.
 inline double read_bandwidth_gbs() {
-  double best = 0;
-  for (int rep = 0; rep < 3; rep++) {
-    const auto t = Clock::now();
-    const int64_t bytes = read_pass();
-    best = std::max(best, static_cast<double>(bytes) / since(t) / 1e9);
-  }
-  return best;
+  int64_t bytes = 0;
+  const double s = best_seconds([&] { bytes = read_pass(); }, 0.0);
+  return static_cast<double>(bytes) / s / 1e9;
 }
 
-// Read bandwidth over a window of back-to-back passes lasting at least `seconds` (at least one
-// pass): the same statistic as a timed step of that length, for a roofline of it.
-inline double read_window_gbs(double seconds) {
-  const auto t = Clock::now();
-  int64_t bytes = 0;
-  do bytes += read_pass();
-  while (since(t) < seconds);
-  return static_cast<double>(bytes) / since(t) / 1e9;
-}
+// Read bandwidth over a window of passes lasting at least `seconds`, for a roofline of a step.
+inline double read_window_gbs(double seconds) { return window_rate(read_pass, seconds) / 1e9; }
 
 // One 512³ OpenBLAS SGEMM (all threads); returns its FLOPs.
 inline double sgemm_call() {
@@ -89,24 +89,14 @@ inline double sgemm_call() {
   return 2.0 * n * n * n;
 }
 
-// The FP32 rate of this machine now: the best of a few SGEMMs, the compute roof of the roofline.
+// The FP32 rate of this machine now: the best of a few SGEMMs (after one that starts the threads),
+// the compute roof of the roofline.
 inline double sgemm_gflops() {
-  double best = 0;
-  for (int rep = 0; rep < 8; rep++) {
-    const auto t = Clock::now();
-    const double flops = sgemm_call();
-    if (rep > 0) best = std::max(best, flops / since(t) / 1e9);  // the first call starts threads
-  }
-  return best;
+  double flops = sgemm_call();
+  return flops / best_seconds([&] { flops = sgemm_call(); }, 0.02) / 1e9;
 }
 
-// The FP32 rate over a window of back-to-back SGEMMs lasting at least `seconds`.
-inline double sgemm_window_gflops(double seconds) {
-  const auto t = Clock::now();
-  double flops = 0;
-  do flops += sgemm_call();
-  while (since(t) < seconds);
-  return flops / since(t) / 1e9;
-}
+// The FP32 rate over a window of SGEMMs lasting at least `seconds`, for a roofline of a step.
+inline double sgemm_window_gflops(double seconds) { return window_rate(sgemm_call, seconds) / 1e9; }
 
 }  // namespace kvtie::bench

@@ -42,24 +42,11 @@ class Sgemm {
   double peak_gflops() {
     call();
     call();
-    double best = 0;
-    const auto start = Clock::now();
-    while (since(start) < 0.5) {
-      const auto t = Clock::now();
-      call();
-      best = std::max(best, flops() / since(t) / 1e9);
-    }
-    return best;
+    return flops() / bench::best_seconds([&] { call(); }, 0.5) / 1e9;
   }
   // The rate of back-to-back calls over at least `seconds`: one window as long as a training step.
   double window_gflops(double seconds) {
-    const auto start = Clock::now();
-    int64_t calls = 0;
-    do {
-      call();
-      calls++;
-    } while (since(start) < seconds);
-    return static_cast<double>(calls) * flops() / since(start) / 1e9;
+    return bench::window_rate([&] { call(); return flops(); }, seconds) / 1e9;
   }
 
  private:

@@ -26,10 +26,8 @@ constexpr int64_t kCacheAhead = 4096;
 
 // The first kCacheAhead bytes of an item's streams (v null: K=V), before its first row is read.
 inline void prefetch_start(const uint8_t* k, const uint8_t* v) {
-  for (int64_t x = 0; x < kCacheAhead; x += 64) {
-    __builtin_prefetch(k + x);
-    if (v) __builtin_prefetch(v + x);
-  }
+  prefetch_bytes(k, kCacheAhead);
+  if (v) prefetch_bytes(v, kCacheAhead);
 }
 
 int round_up(int n, int w) { return (n + w - 1) / w * w; }

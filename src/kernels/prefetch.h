@@ -6,13 +6,18 @@
 
 namespace kvtie {
 
-// Asks for [row + Ahead, row + Ahead + bytes). Prefetches do not fault: asking past the end of
-// a buffer is harmless.
+// Asks for the cache lines of [p, p + bytes). Prefetches do not fault: asking past the end of a
+// buffer is harmless.
+inline void prefetch_bytes(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t x = 0; x < bytes; x += 64) __builtin_prefetch(c + x);
+  __builtin_prefetch(c + bytes - 1);
+}
+
+// Asks for [row + Ahead, row + Ahead + bytes): the row that far on in the stream.
 template <int64_t Ahead>
 inline void prefetch_ahead(const void* row, int64_t bytes) {
-  const char* p = static_cast<const char*>(row) + Ahead;
-  for (int64_t x = 0; x < bytes; x += 64) __builtin_prefetch(p + x);
-  __builtin_prefetch(p + bytes - 1);
+  prefetch_bytes(static_cast<const char*>(row) + Ahead, bytes);
 }
 
 }  // namespace kvtie
