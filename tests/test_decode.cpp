@@ -300,17 +300,18 @@ std::vector<double> naive_attention(const std::vector<float>& q, const KvCache& 
 }
 
 // Random caches of every format; head sizes that leave tails (not a multiple of 8 or 16); K=V and
-// separate V; MHA, GQA and MQA groups (of 3, and of 8 and 16 heads for decode_group.h's path, which
-// serves groups in blocks of 8 heads); lengths of 1, one that ends mid-tile and one that crosses the
+// separate V; MHA, GQA and MQA groups (decode_group.h's path serves groups in blocks of 8 heads,
+// 2, 4 or 8 heads per pass: groups of 2, 3, 5, 8 and 16); lengths of 1, one that ends mid-tile and one that crosses the
 // kDecodeChunk boundary into a second work item.
 TEST(DecodeKernel, VectorPathsEqualTheScalarFallback) {
   const std::vector<int> lengths = {1, 45, kDecodeChunk + 77};
   const int B = static_cast<int>(lengths.size()), capacity = kDecodeChunk + 77;
   Rng rng(23);
   double worst_naive = 0, worst_scalar = 0, worst_int8 = 0;
-  for (int hd : {5, 8, 13, 16, 24, 32, 37, 64, 72, 96}) {
+  for (int hd : {5, 8, 13, 16, 24, 32, 37, 64, 72, 96, 128}) {
     for (Share share : {Share::none, Share::kv}) {
-      for (auto [n_head, n_kv] : {std::pair{2, 2}, std::pair{6, 2}, std::pair{3, 1}, std::pair{8, 1}, std::pair{16, 1}}) {
+      for (auto [n_head, n_kv] : {std::pair{2, 2}, std::pair{4, 2}, std::pair{6, 2}, std::pair{10, 2}, std::pair{3, 1},
+                                  std::pair{8, 1}, std::pair{16, 1}}) {
         ModelConfig c;
         c.n_layer = 1, c.n_head = n_head, c.n_kv_head = n_kv, c.head_dim = hd, c.share = share;
         const DecodeShape shape{n_head, n_kv, hd};

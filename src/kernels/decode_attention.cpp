@@ -19,15 +19,11 @@ namespace kvtie {
 namespace {
 
 constexpr int kTile = 32;  // positions per tile (a multiple of every vector width): rows stay in L1
-// How far ahead of the row being read the cache's rows are prefetched (kernels/prefetch.h). With
-// the prefetches spread over the rows the fp32 kernel reads 16–20 GB/s here, more than a plain
-// read of its rows; asked for a tile at a time, 13–17.
-constexpr int64_t kCacheAhead = 4096;
 
-// The first kCacheAhead bytes of an item's streams (v null: K=V), before its first row is read.
+// The bytes of an item's streams (v null: K=V) that its first rows' prefetches do not ask for.
 inline void prefetch_start(const uint8_t* k, const uint8_t* v) {
   prefetch_bytes(k, kCacheAhead);
-  if (v) prefetch_bytes(v, kCacheAhead);
+  if (v) prefetch_bytes(v, kValueAhead);
 }
 
 int round_up(int n, int w) { return (n + w - 1) / w * w; }
@@ -81,7 +77,8 @@ inline void convert_tail(float* dst, const uint8_t* src, int from, int hd, int64
 // compile time, that n = hd = NV·W (no tail: the loops unroll and q stays in registers); NV = 0
 // takes n and hd at run time. The functions that read rows from the cache prefetch its rows
 // ahead (prefetch_ahead): convert and widen_int4 always, the others when told (`ahead`: the rows
-// are the cache's, not a tile in L1).
+// are the cache's, not a tile in L1); the value sums (update, iupdate) kValueAhead, the rest
+// kCacheAhead (kernels/prefetch.h).
 //   convert: stored rows → float rows (see kv_rows_to_float)
 //   scores:  s[j] = q · row_j
 //   scale:   s[j] *= (f ? f[j] · c : c)
@@ -95,6 +92,7 @@ inline void convert_tail(float* dst, const uint8_t* src, int from, int hd, int64
 
 struct Scalar {
   static constexpr int W = 1;
+  static constexpr DecodeIsa kIsa = DecodeIsa::scalar;
   template <int NV>
   static void convert(float* dst, int64_t ds, float* scales, const uint8_t* src, int64_t ss, int count, int hd,
                       KvDType t) {
@@ -182,7 +180,7 @@ struct Scalar {
     int32_t iacc[256] = {};
     for (int j = 0; j < count; j++) {
       const int32_t wj = static_cast<int32_t>(std::nearbyint(w[j] * wmul));
-      if (ahead) prefetch_ahead<kCacheAhead>(rows + j * rs, rs);
+      if (ahead) prefetch_ahead<kValueAhead>(rows + j * rs, rs);
       for (int i = 0; i < hd; i++) iacc[i] += wj * code<Wide>(rows + j * rs, i);
     }
     for (int i = 0; i < hd; i++) acc[i] += static_cast<float>(iacc[i]) * ws;
@@ -195,7 +193,7 @@ struct Scalar {
     for (int i = 0; i < n; i++) acc[i] *= corr;
     for (int j = 0; j < count; j++) {
       const float* r = rows + j * rs;
-      if (ahead) prefetch_ahead<kCacheAhead>(r, 4 * rs);
+      if (ahead) prefetch_ahead<kValueAhead>(r, 4 * rs);
       const float pj = p[j];
 #pragma omp simd
       for (int i = 0; i < n; i++) acc[i] += pj * r[i];
@@ -204,29 +202,13 @@ struct Scalar {
 };
 
 #ifdef KVTIE_SIMD_AVX512
-// exp(x) for x ≤ 88 (Cephes' expf polynomial, ~1 ulp); below −87.3 it returns ~1e−38, not 0.
-inline __m512 exp512(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.33654f)), _mm512_set1_ps(88.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
-  y = _mm512_add_ps(_mm512_fmadd_ps(y, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(y, n);
-}
-
 inline __mmask16 tail_mask16(int remaining) {
   return remaining >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << remaining) - 1);
 }
 
 struct Avx512 {
   static constexpr int W = 16;
+  static constexpr DecodeIsa kIsa = DecodeIsa::avx512;
   static __m512 int8x16(__m128i codes) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes)); }
   // 32 int4 codes (16 bytes) as two vectors of 16 floats. Element 2k is the low nibble of byte k:
   // split the nibbles, interleave them back into element order, sign-extend 4 → 8 bits
@@ -372,7 +354,7 @@ struct Avx512 {
       const __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
       const float* r0 = rows + j * rs;
       const float* r1 = r0 + rs;
-      if (ahead) prefetch_ahead<kCacheAhead>(r0, 2 * 4 * rs);
+      if (ahead) prefetch_ahead<kValueAhead>(r0, 2 * 4 * rs);
       for (int v = 0; v < B; v++) {
         a[v] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(r0 + 16 * v), a[v]);
         b[v] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(r1 + 16 * v), b[v]);
@@ -475,7 +457,7 @@ struct Avx512 {
       const __m512i wp = _mm512_set1_epi32((wq[j] & 0xffff) | (wq[j + 1] << 16));
       const uint8_t* r0 = rows + j * rs;
       const uint8_t* r1 = r0 + rs;
-      if (ahead) prefetch_ahead<kCacheAhead>(r0, 2 * rs);
+      if (ahead) prefetch_ahead<kValueAhead>(r0, 2 * rs);
       for (int b = 0; b < n; b++) {
         const __m512i x0 = codes32<Wide>(r0, b), x1 = codes32<Wide>(r1, b);
         lo[b] = dot_pairs(lo[b], _mm512_unpacklo_epi16(x0, x1), wp);
@@ -532,6 +514,7 @@ struct Avx512 {
 #ifdef KVTIE_SIMD_AVX2
 struct Avx2 {
   static constexpr int W = 8;
+  static constexpr DecodeIsa kIsa = DecodeIsa::avx2;
   static __m256 int8x8(__m128i codes) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)); }
   // 16 int4 codes (8 bytes) as 16 signed bytes in element order (see Avx512::int4x32).
   static __m128i int4x16(const uint8_t* r) {
@@ -655,7 +638,7 @@ struct Avx2 {
       const __m256 p0 = _mm256_set1_ps(p[j]), p1 = _mm256_set1_ps(p[j + 1]);
       const float* r0 = rows + j * rs;
       const float* r1 = r0 + rs;
-      if (ahead) prefetch_ahead<kCacheAhead>(r0, 2 * 4 * rs);
+      if (ahead) prefetch_ahead<kValueAhead>(r0, 2 * 4 * rs);
       for (int v = 0; v < B; v++) {
         a[v] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(r0 + 8 * v), a[v]);
         b[v] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(r1 + 8 * v), b[v]);
@@ -747,7 +730,7 @@ struct Avx2 {
       const __m256i wp = _mm256_set1_epi32((wq[j] & 0xffff) | (wq[j + 1] << 16));
       const uint8_t* r0 = rows + j * rs;
       const uint8_t* r1 = r0 + rs;
-      if (ahead) prefetch_ahead<kCacheAhead>(r0, 2 * rs);
+      if (ahead) prefetch_ahead<kValueAhead>(r0, 2 * rs);
       const bool pair = j + 1 < count;
       for (int b = 0; b < n; b++) {
         const __m256i x0 = codes16<Wide>(r0, b), x1 = pair ? codes16<Wide>(r1, b) : z;
@@ -859,7 +842,7 @@ void attend(const Item& it, const Args& a, Scratch& s, float* ml, float* acc_out
       s.l[h] = s.l[h] * correction + sum;
       s.m[h] = new_max;
       if (vscale) I::mul(sc, vscale, count);  // ... and into its softmax weight
-      I::template update<NV>(s.acc.data() + h * n, correction, sc, V, vs, count, n, direct && !shared && h == 0);
+      I::template update<NV>(s.acc.data() + h * n, correction, sc, V, vs, count, n, direct && h == 0);
     }
   }
   for (int h = 0; h < G; h++) {
@@ -932,8 +915,7 @@ void attend_int(const Item& it, const Args& a, Scratch& s, float* ml, float* acc
       s.l[h] = s.l[h] * correction + sum;
       s.m[h] = new_max;
       I::mul(sc, vscale, count);
-      I::template iupdate<NB, Int4>(s.acc.data() + h * hd, correction, sc, VR, rs, count, nb,
-                                    !Int4 && !shared && h == 0);
+      I::template iupdate<NB, Int4>(s.acc.data() + h * hd, correction, sc, VR, rs, count, nb, !Int4 && h == 0);
     }
   }
   for (int h = 0; h < G; h++) {
@@ -943,6 +925,7 @@ void attend_int(const Item& it, const Args& a, Scratch& s, float* ml, float* acc
 }
 
 // One item through decode_group.h's path: all the group's heads vectorised together.
+template <class I>
 void attend_group(const Item& it, const Args& a, Scratch&, float* ml, float* acc_out) {
   const KvCache& cache = *a.cache;
   const int64_t vb = cache.vector_bytes();
@@ -955,7 +938,7 @@ void attend_group(const Item& it, const Args& a, Scratch&, float* ml, float* acc
                           a.G,
                           a.q + it.b * a.q_stride + static_cast<int64_t>(it.g) * a.G * a.hd,
                           a.attn_scale};
-  decode_group_attend(g, ml, acc_out);
+  decode_group_attend(g, ml, acc_out, I::kIsa);
 }
 
 template <class I>
@@ -996,7 +979,7 @@ void run(float* out, const float* q, int64_t q_stride, const KvCache& cache, int
       attend_item = hd == 64 ? attend_int<I, 2, true> : hd == 128 ? attend_int<I, 4, true> : attend_int<I, 0, true>;
   }
   // Several query heads per kv head: the vector paths serve them together.
-  if (I::W > 1 && decode_group_supported(hd, G)) attend_item = attend_group;
+  if (I::W > 1 && decode_group_supported(hd, G)) attend_item = attend_group<I>;
   const Item* item = items.data();
   const int* begin = pair_begin.data();
   float* ml = part_ml.data();

@@ -14,117 +14,304 @@ namespace kvtie {
 #ifdef KVTIE_SIMD_AVX2
 namespace {
 
-constexpr int kRows = 32;           // positions per tile: its float rows stay in L1
-constexpr int kLanes = 8;           // heads per block: one AVX2 vector of scores
-// Bytes ahead of the row being read that fp32 rows are prefetched (kernels/prefetch.h); other
+constexpr int kRows = 32;  // positions per tile: its float rows stay in L1
+constexpr int kLanes = 8;  // heads per block: the scores of a row are kLanes floats, one AVX2 vector
+// fp32 rows are prefetched as they are read (kCacheAhead, kValueAhead: kernels/prefetch.h); other
 // formats are read, and prefetched, by kv_rows_to_float.
-constexpr int64_t kGroupAhead = 4096;
-
-// Lane h of the result is the horizontal sum of a[h].
-inline __m256 hsum8(const __m256* a) {
-  const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
-  const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
-  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-}
 
 // Per thread and reused, so that decode steps do not allocate.
 struct GroupScratch {
   std::vector<float> q, acc, m, l, krows, vrows, kscale, vscale, p;
 };
 
-// p[j·8 + h] = q_h · row_j for the H (2, 4 or 8) heads of a block; lanes past H are 0. Two rows
-// at a time, four heads at a time, so that each query vector loaded serves two rows: 6 loads per 8
-// FMAs. Returns the lane-wise max over the rows. `ahead`: the rows are the cache's, prefetched ahead.
-template <int NV, int H>
-__m256 block_scores(float* p, const float* q, const float* rows, int64_t rs, const float* scale, int n, bool ahead) {
-  constexpr int hd = 8 * NV, HQ = H < 4 ? H : 4;  // heads per pass
-  __m256 most = _mm256_set1_ps(kNegInf);
-  for (int j = 0; j < n; j += 2) {
-    const bool pair = j + 1 < n;
-    const float* r0 = rows + j * rs;
-    const float* r1 = pair ? r0 + rs : r0;
-    if (ahead) prefetch_ahead<kGroupAhead>(r0, 2 * 4 * rs);
-    for (int h0 = 0; h0 < H; h0 += HQ) {
-      // a[h] row j, a[4 + h] row j + 1
-      __m256 a[kLanes];
-      for (int h = 0; h < kLanes; h++) a[h] = _mm256_setzero_ps();
-      // Unrolled further, GCC reloads k0/k1 for every FMA instead of keeping them in registers.
+// The row arithmetic of a block of up to kLanes heads, one struct per instruction set. Both
+// leave the same layout, the one the lane-wise online softmax of group_attend reads:
+//   scores: p[j·8 + h] = q_h · row_j (times the row's int8/int4 scale) for the block's heads,
+//           0 in the lanes of absent heads (their queries are zero)
+//   softmax: the online softmax of the block's heads, lane-wise: the running max m and sum l of
+//            each head updated by the tile's scores, p[j·8 + h] = exp(score − new max) (times the
+//            row's value scale), corr_h = exp(old max − new max)
+//   values: acc_h = acc_h · corr_h + Σ_j p[j·8 + h] · row_j for the block's heads
+// `ahead`: the rows are the cache's, prefetched ahead as they are read.
+
+struct GroupAvx2 {
+  static constexpr DecodeIsa kIsa = DecodeIsa::avx2;
+
+  // Lane h of the result is the horizontal sum of a[h].
+  static __m256 hsum8(const __m256* a) {
+    const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+    const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+  }
+
+  // H (2, 4 or 8) heads; two rows at a time, four heads at a time, so that each query vector
+  // loaded serves two rows: 6 loads per 8 FMAs.
+  template <int HD, int H>
+  static void block_scores(float* p, const float* q, const float* rows, int64_t rs, const float* scale, int n,
+                           bool ahead) {
+    constexpr int NV = HD / 8, HQ = H < 4 ? H : 4;  // heads per pass
+    for (int j = 0; j < n; j += 2) {
+      const bool pair = j + 1 < n;
+      const float* r0 = rows + j * rs;
+      const float* r1 = pair ? r0 + rs : r0;
+      if (ahead) prefetch_ahead<kCacheAhead>(r0, 2 * 4 * rs);
+      for (int h0 = 0; h0 < H; h0 += HQ) {
+        // a[h] row j, a[4 + h] row j + 1
+        __m256 a[kLanes];
+        for (int h = 0; h < kLanes; h++) a[h] = _mm256_setzero_ps();
+        // Unrolled further, GCC reloads k0/k1 for every FMA instead of keeping them in registers.
 #pragma GCC unroll 2
-      for (int c = 0; c < NV; c++) {
-        const __m256 k0 = _mm256_loadu_ps(r0 + 8 * c), k1 = _mm256_loadu_ps(r1 + 8 * c);
-        for (int h = 0; h < HQ; h++) {
-          const __m256 qv = _mm256_loadu_ps(q + (h0 + h) * hd + 8 * c);
-          a[h] = _mm256_fmadd_ps(k0, qv, a[h]);
-          a[4 + h] = _mm256_fmadd_ps(k1, qv, a[4 + h]);
+        for (int c = 0; c < NV; c++) {
+          const __m256 k0 = _mm256_loadu_ps(r0 + 8 * c), k1 = _mm256_loadu_ps(r1 + 8 * c);
+          for (int h = 0; h < HQ; h++) {
+            const __m256 qv = _mm256_loadu_ps(q + (h0 + h) * HD + 8 * c);
+            a[h] = _mm256_fmadd_ps(k0, qv, a[h]);
+            a[4 + h] = _mm256_fmadd_ps(k1, qv, a[4 + h]);
+          }
+        }
+        // lanes 0–3: row j, heads h0…h0+3; lanes 4–7: row j + 1
+        __m256 sums = hsum8(a);
+        if (scale)
+          sums = _mm256_mul_ps(sums, _mm256_setr_m128(_mm_set1_ps(scale[j]), _mm_set1_ps(scale[pair ? j + 1 : j])));
+        _mm_storeu_ps(p + kLanes * j + h0, _mm256_castps256_ps128(sums));
+        if (pair) _mm_storeu_ps(p + kLanes * (j + 1) + h0, _mm256_extractf128_ps(sums, 1));
+      }
+      if (H < kLanes) {
+        for (int h = H; h < kLanes; h++) p[kLanes * j + h] = 0.0f;
+        if (pair)
+          for (int h = H; h < kLanes; h++) p[kLanes * (j + 1) + h] = 0.0f;
+      }
+    }
+  }
+
+  template <int HD>
+  static void scores(float* p, const float* q, int heads, const float* rows, int64_t rs, const float* scale, int n,
+                     bool ahead) {
+    if (heads > 4) return block_scores<HD, 8>(p, q, rows, rs, scale, n, ahead);
+    if (heads > 2) return block_scores<HD, 4>(p, q, rows, rs, scale, n, ahead);
+    block_scores<HD, 2>(p, q, rows, rs, scale, n, ahead);
+  }
+
+  // Heads h, h + 1 (two = false: h alone), 32 elements of the row at a time in registers.
+  template <int HD>
+  static void pair_values(float* acc, const float* corr, const float* p, int h, bool two, const float* rows,
+                          int64_t rs, int n, bool ahead) {
+    constexpr int NV = HD / 8;
+    float* A = acc + static_cast<int64_t>(h) * HD;
+    float* B = A + HD;
+    const __m256 ca = _mm256_set1_ps(corr[h]), cb = _mm256_set1_ps(corr[h + 1]);
+    for (int c0 = 0; c0 < NV; c0 += 4) {
+      __m256 a[4], b[4];
+      for (int i = 0; i < 4; i++) {
+        a[i] = _mm256_mul_ps(_mm256_loadu_ps(A + 8 * (c0 + i)), ca);
+        b[i] = two ? _mm256_mul_ps(_mm256_loadu_ps(B + 8 * (c0 + i)), cb) : _mm256_setzero_ps();
+      }
+      for (int j = 0; j < n; j++) {
+        const float* v = rows + j * rs + 8 * c0;
+        if (ahead && c0 == 0) prefetch_ahead<kValueAhead>(v, 4 * rs);
+        const __m256 pa = _mm256_set1_ps(p[kLanes * j + h]), pb = _mm256_set1_ps(p[kLanes * j + h + 1]);
+        for (int i = 0; i < 4; i++) {
+          const __m256 x = _mm256_loadu_ps(v + 8 * i);
+          a[i] = _mm256_fmadd_ps(pa, x, a[i]);
+          b[i] = _mm256_fmadd_ps(pb, x, b[i]);
         }
       }
-      // lanes 0–3: row j, heads h0…h0+3; lanes 4–7: row j + 1
-      __m256 sums = hsum8(a);
-      if (scale)  // an int8/int4 row's scale
-        sums = _mm256_mul_ps(sums, _mm256_setr_m128(_mm_set1_ps(scale[j]), _mm_set1_ps(scale[pair ? j + 1 : j])));
-      _mm_storeu_ps(p + kLanes * j + h0, _mm256_castps256_ps128(sums));
-      if (pair) _mm_storeu_ps(p + kLanes * (j + 1) + h0, _mm256_extractf128_ps(sums, 1));
-    }
-    if (H < kLanes) {  // the lanes of absent heads hold 0
-      for (int h = H; h < kLanes; h++) p[kLanes * j + h] = 0.0f;
-      if (pair)
-        for (int h = H; h < kLanes; h++) p[kLanes * (j + 1) + h] = 0.0f;
-    }
-    most = _mm256_max_ps(most, _mm256_loadu_ps(p + kLanes * j));
-    if (pair) most = _mm256_max_ps(most, _mm256_loadu_ps(p + kLanes * (j + 1)));
-  }
-  return most;
-}
-
-// acc_h = acc_h · corr_h + Σ_j p[j·8 + h] · row_j for heads h, h + 1 (two = false: h alone), 32
-// elements of the row at a time in registers. `ahead`: the rows are the cache's, prefetched ahead.
-template <int NV>
-void pair_values(float* acc, const float* corr, const float* p, int h, bool two, const float* rows, int64_t rs,
-                 int n, bool ahead) {
-  constexpr int hd = 8 * NV;
-  float* A = acc + static_cast<int64_t>(h) * hd;
-  float* B = A + hd;
-  const __m256 ca = _mm256_set1_ps(corr[h]), cb = _mm256_set1_ps(corr[h + 1]);
-  for (int c0 = 0; c0 < NV; c0 += 4) {
-    __m256 a[4], b[4];
-    for (int i = 0; i < 4; i++) {
-      a[i] = _mm256_mul_ps(_mm256_loadu_ps(A + 8 * (c0 + i)), ca);
-      b[i] = two ? _mm256_mul_ps(_mm256_loadu_ps(B + 8 * (c0 + i)), cb) : _mm256_setzero_ps();
-    }
-    for (int j = 0; j < n; j++) {
-      const float* v = rows + j * rs + 8 * c0;
-      if (ahead && c0 == 0) prefetch_ahead<kGroupAhead>(v, 4 * rs);
-      const __m256 pa = _mm256_set1_ps(p[kLanes * j + h]), pb = _mm256_set1_ps(p[kLanes * j + h + 1]);
       for (int i = 0; i < 4; i++) {
-        const __m256 x = _mm256_loadu_ps(v + 8 * i);
-        a[i] = _mm256_fmadd_ps(pa, x, a[i]);
-        b[i] = _mm256_fmadd_ps(pb, x, b[i]);
+        _mm256_storeu_ps(A + 8 * (c0 + i), a[i]);
+        if (two) _mm256_storeu_ps(B + 8 * (c0 + i), b[i]);
       }
     }
-    for (int i = 0; i < 4; i++) {
-      _mm256_storeu_ps(A + 8 * (c0 + i), a[i]);
-      if (two) _mm256_storeu_ps(B + 8 * (c0 + i), b[i]);
+  }
+
+  template <int HD>
+  static void values(float* acc, const float* corr, const float* p, int heads, const float* rows, int64_t rs, int n,
+                     bool ahead) {
+    for (int h = 0; h < heads; h += 2) pair_values<HD>(acc, corr, p, h, h + 1 < heads, rows, rs, n, ahead && h == 0);
+  }
+
+  static void softmax(float* p, int n, const float* vscale, float* m, float* l, float* corr) {
+    __m256 most = _mm256_set1_ps(kNegInf);
+    for (int j = 0; j < n; j++) most = _mm256_max_ps(most, _mm256_loadu_ps(p + kLanes * j));
+    const __m256 old_max = _mm256_loadu_ps(m), new_max = _mm256_max_ps(old_max, most);
+    const __m256 c = exp256(_mm256_sub_ps(old_max, new_max));
+    __m256 sum = _mm256_setzero_ps();
+    for (int j = 0; j < n; j++) {
+      __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(p + kLanes * j), new_max));
+      sum = _mm256_add_ps(sum, e);
+      if (vscale) e = _mm256_mul_ps(e, _mm256_set1_ps(vscale[j]));
+      _mm256_storeu_ps(p + kLanes * j, e);
+    }
+    _mm256_storeu_ps(l, _mm256_fmadd_ps(_mm256_loadu_ps(l), c, sum));
+    _mm256_storeu_ps(m, new_max);
+    _mm256_storeu_ps(corr, c);
+  }
+};
+
+#ifdef KVTIE_SIMD_AVX512
+// With 32 registers of 16 floats, a pass holds 16 dot products (R rows × HQ heads) and reduces
+// them into one vector; the value sums hold 4 heads × 64 elements.
+struct GroupAvx512 {
+  static constexpr DecodeIsa kIsa = DecodeIsa::avx512;
+
+  // Lane i of the result is the horizontal sum of a[i]: pairs, then quads, then across the
+  // 128-bit lanes twice.
+  static __m512 hsum16(const __m512* a) {
+    __m512 s[8], u[4], w[2];
+    for (int i = 0; i < 8; i++)  // per 128-bit lane: a[2i], a[2i+1], a[2i], a[2i+1]
+      s[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+    for (int i = 0; i < 4; i++)  // per 128-bit lane: a[4i] … a[4i+3]
+      u[i] = _mm512_add_ps(_mm512_shuffle_ps(s[2 * i], s[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                           _mm512_shuffle_ps(s[2 * i], s[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    for (int i = 0; i < 2; i++)  // 128-bit lanes: u[2i] half 0, half 1, u[2i+1] half 0, half 1
+      w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                           _mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(w[0], w[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(w[0], w[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+
+  // HQ heads (2, 4 or 8) × R = 16 / HQ rows per pass; lane r·HQ + h of the reduced vector is
+  // row j + r, head h. A pass past the tile's end repeats its last row (and stores nothing of it).
+  template <int HD, int HQ>
+  static void block_scores(float* p, const float* q, const float* rows, int64_t rs, const float* scale, int n,
+                           bool ahead) {
+    constexpr int NV = HD / 16, R = 16 / HQ;
+    for (int j = 0; j < n; j += R) {
+      const int live = std::min(R, n - j);
+      const float* r[R];
+      for (int x = 0; x < R; x++) r[x] = rows + std::min(j + x, n - 1) * rs;
+      if (ahead) prefetch_ahead<kCacheAhead>(r[0], live * 4 * rs);
+      __m512 a[16];
+      for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_ps();
+      for (int c = 0; c < NV; c++) {
+        __m512 k[R];
+        for (int x = 0; x < R; x++) k[x] = _mm512_loadu_ps(r[x] + 16 * c);
+        for (int h = 0; h < HQ; h++) {
+          const __m512 qv = _mm512_loadu_ps(q + h * HD + 16 * c);
+          for (int x = 0; x < R; x++) a[x * HQ + h] = _mm512_fmadd_ps(k[x], qv, a[x * HQ + h]);
+        }
+      }
+      __m512 sums = hsum16(a);
+      if (scale) {
+        alignas(64) float f[16];
+        for (int x = 0; x < R; x++)
+          for (int h = 0; h < HQ; h++) f[x * HQ + h] = scale[std::min(j + x, n - 1)];
+        sums = _mm512_mul_ps(sums, _mm512_load_ps(f));
+      }
+      if constexpr (HQ == kLanes) {
+        _mm512_mask_storeu_ps(p + kLanes * j, live == 2 ? __mmask16(0xffff) : __mmask16(0x00ff), sums);
+      } else {
+        alignas(64) float t[16];
+        _mm512_store_ps(t, sums);
+        for (int x = 0; x < live; x++) {
+          float* row = p + kLanes * (j + x);
+          std::copy(t + x * HQ, t + (x + 1) * HQ, row);
+          std::fill(row + HQ, row + kLanes, 0.0f);
+        }
+      }
     }
   }
-}
 
-template <int NV>
-void attend(const DecodeGroupItem& it, float* ml, float* acc_out) {
-  constexpr int hd = 8 * NV;
+  template <int HD>
+  static void scores(float* p, const float* q, int heads, const float* rows, int64_t rs, const float* scale, int n,
+                     bool ahead) {
+    if (heads > 4) return block_scores<HD, 8>(p, q, rows, rs, scale, n, ahead);
+    if (heads > 2) return block_scores<HD, 4>(p, q, rows, rs, scale, n, ahead);
+    block_scores<HD, 2>(p, q, rows, rs, scale, n, ahead);
+  }
+
+  // Heads h0 … h0 + HV − 1, elements [16·c0, 16·(c0 + CW)) of each.
+  template <int HD, int HV, int CW>
+  static void chunk_values(float* acc, const float* corr, const float* p, int h0, int c0, const float* rows,
+                           int64_t rs, int n, bool ahead) {
+    __m512 a[HV][CW];
+    for (int h = 0; h < HV; h++) {
+      const __m512 c = _mm512_set1_ps(corr[h0 + h]);
+      for (int i = 0; i < CW; i++) a[h][i] = _mm512_mul_ps(_mm512_loadu_ps(acc + (h0 + h) * HD + 16 * (c0 + i)), c);
+    }
+    for (int j = 0; j < n; j++) {
+      const float* v = rows + j * rs + 16 * c0;
+      if (ahead) prefetch_ahead<kValueAhead>(v, 4 * rs);
+      __m512 x[CW];
+      for (int i = 0; i < CW; i++) x[i] = _mm512_loadu_ps(v + 16 * i);
+      for (int h = 0; h < HV; h++) {
+        const __m512 w = _mm512_set1_ps(p[kLanes * j + h0 + h]);
+        for (int i = 0; i < CW; i++) a[h][i] = _mm512_fmadd_ps(w, x[i], a[h][i]);
+      }
+    }
+    for (int h = 0; h < HV; h++)
+      for (int i = 0; i < CW; i++) _mm512_storeu_ps(acc + (h0 + h) * HD + 16 * (c0 + i), a[h][i]);
+  }
+
+  template <int HD, int HV>
+  static void head_values(float* acc, const float* corr, const float* p, int h0, const float* rows, int64_t rs, int n,
+                          bool ahead) {
+    constexpr int NV = HD / 16;  // even: head sizes are multiples of 32
+    for (int c0 = 0; c0 + 4 <= NV; c0 += 4)
+      chunk_values<HD, HV, 4>(acc, corr, p, h0, c0, rows, rs, n, ahead && c0 == 0);
+    if constexpr (NV % 4 != 0) chunk_values<HD, HV, 2>(acc, corr, p, h0, NV / 4 * 4, rows, rs, n, ahead && NV < 4);
+  }
+
+  // The halves of a vector, and a vector of two halves (AVX-512 F, without DQ's f32x8 forms).
+  static __m256 lo8(__m512 x) { return _mm512_castps512_ps256(x); }
+  static __m256 hi8(__m512 x) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)); }
+  static __m512 join8(__m256 a, __m256 b) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(a)), _mm256_castps_pd(b), 1));
+  }
+
+  // Two rows per vector: lanes 0–7 row j, 8–15 row j + 1.
+  static void softmax(float* p, int n, const float* vscale, float* m, float* l, float* corr) {
+    auto rows_mask = [n](int j) { return j + 1 < n ? __mmask16(0xffff) : __mmask16(0x00ff); };
+    __m512 most = _mm512_set1_ps(kNegInf);
+    for (int j = 0; j < n; j += 2) most = _mm512_max_ps(most, _mm512_mask_loadu_ps(most, rows_mask(j), p + kLanes * j));
+    const __m256 old_max = _mm256_loadu_ps(m);
+    const __m256 new_max = _mm256_max_ps(old_max, _mm256_max_ps(lo8(most), hi8(most)));
+    const __m512 shift = join8(new_max, new_max);
+    __m512 sum = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 2) {
+      const __mmask16 k = rows_mask(j);
+      __m512 e = _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + kLanes * j), shift)));
+      sum = _mm512_add_ps(sum, e);
+      if (vscale)
+        e = _mm512_mul_ps(e, join8(_mm256_set1_ps(vscale[j]), _mm256_set1_ps(vscale[j + 1 < n ? j + 1 : j])));
+      _mm512_mask_storeu_ps(p + kLanes * j, k, e);
+    }
+    const __m256 c = exp256(_mm256_sub_ps(old_max, new_max));
+    const __m256 total = _mm256_add_ps(lo8(sum), hi8(sum));
+    _mm256_storeu_ps(l, _mm256_fmadd_ps(_mm256_loadu_ps(l), c, total));
+    _mm256_storeu_ps(m, new_max);
+    _mm256_storeu_ps(corr, c);
+  }
+
+  // Four heads at a time (two for the last one or two); a padded head's sums are never read.
+  template <int HD>
+  static void values(float* acc, const float* corr, const float* p, int heads, const float* rows, int64_t rs, int n,
+                     bool ahead) {
+    for (int h0 = 0; h0 < heads; h0 += 4) {
+      if (heads - h0 > 2)
+        head_values<HD, 4>(acc, corr, p, h0, rows, rs, n, ahead && h0 == 0);
+      else
+        head_values<HD, 2>(acc, corr, p, h0, rows, rs, n, ahead && h0 == 0);
+    }
+  }
+};
+#endif  // KVTIE_SIMD_AVX512
+
+template <class R, int HD>
+void group_attend(const DecodeGroupItem& it, float* ml, float* acc_out) {
   const int G = it.group, blocks = (G + kLanes - 1) / kLanes, padded = blocks * kLanes;
   const bool fp32 = it.dtype == KvDType::fp32, shared = it.values == it.keys;
   const bool quantised = it.dtype == KvDType::int8 || it.dtype == KvDType::int4;
   thread_local GroupScratch s;
   // The queries, scaled and padded with zero heads to whole blocks.
-  s.q.assign(static_cast<size_t>(padded) * hd, 0.0f);
-  for (int64_t i = 0; i < static_cast<int64_t>(G) * hd; i++) s.q[i] = it.q[i] * it.scale;
-  s.acc.assign(static_cast<size_t>(padded) * hd, 0.0f);
+  s.q.assign(static_cast<size_t>(padded) * HD, 0.0f);
+  for (int64_t i = 0; i < static_cast<int64_t>(G) * HD; i++) s.q[i] = it.q[i] * it.scale;
+  s.acc.assign(static_cast<size_t>(padded) * HD, 0.0f);
   s.m.assign(padded, kNegInf);
   s.l.assign(padded, 0.0f);
   s.p.resize(static_cast<size_t>(kRows) * kLanes);
   if (!fp32) {
-    s.krows.resize(static_cast<size_t>(kRows) * hd), s.kscale.resize(kRows);
-    if (!shared) s.vrows.resize(static_cast<size_t>(kRows) * hd), s.vscale.resize(kRows);
+    s.krows.resize(static_cast<size_t>(kRows) * HD), s.kscale.resize(kRows);
+    if (!shared) s.vrows.resize(static_cast<size_t>(kRows) * HD), s.vscale.resize(kRows);
   }
   for (int first = 0; first < it.count; first += kRows) {
     const int n = std::min(kRows, it.count - first);
@@ -137,8 +324,8 @@ void attend(const DecodeGroupItem& it, float* ml, float* acc_out) {
         out = reinterpret_cast<const float*>(src), stride = it.stride / 4, row_scale = nullptr;
         return;
       }
-      kv_rows_to_float(DecodeIsa::avx2, buf.data(), hd, scales.data(), src, it.stride, n, hd, it.dtype);
-      out = buf.data(), stride = hd, row_scale = quantised ? scales.data() : nullptr;
+      kv_rows_to_float(R::kIsa, buf.data(), HD, scales.data(), src, it.stride, n, HD, it.dtype);
+      out = buf.data(), stride = HD, row_scale = quantised ? scales.data() : nullptr;
     };
     const float *K, *V, *kscale, *vscale;
     int64_t ks, vs;
@@ -149,36 +336,35 @@ void attend(const DecodeGroupItem& it, float* ml, float* acc_out) {
       rows(it.values, s.vrows, s.vscale, V, vs, vscale);
     for (int b = 0; b < blocks; b++) {
       const int heads = std::min(kLanes, G - b * kLanes);
-      const float* qb = s.q.data() + static_cast<int64_t>(b) * kLanes * hd;
+      const float* qb = s.q.data() + static_cast<int64_t>(b) * kLanes * HD;
       float* p = s.p.data();
       const bool ahead = fp32 && b == 0;  // the first block's pass reads the rows from memory
-      const __m256 most = heads > 4   ? block_scores<NV, 8>(p, qb, K, ks, kscale, n, ahead)
-                          : heads > 2 ? block_scores<NV, 4>(p, qb, K, ks, kscale, n, ahead)
-                                      : block_scores<NV, 2>(p, qb, K, ks, kscale, n, ahead);
-      // The online softmax of the block's heads, lane-wise.
-      const __m256 old_max = _mm256_loadu_ps(s.m.data() + b * kLanes), new_max = _mm256_max_ps(old_max, most);
-      const __m256 corr = exp256(_mm256_sub_ps(old_max, new_max));
-      __m256 sum = _mm256_setzero_ps();
-      for (int j = 0; j < n; j++) {
-        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(p + kLanes * j), new_max));
-        sum = _mm256_add_ps(sum, e);
-        if (vscale) e = _mm256_mul_ps(e, _mm256_set1_ps(vscale[j]));
-        _mm256_storeu_ps(p + kLanes * j, e);
-      }
-      float* l = s.l.data() + b * kLanes;
-      _mm256_storeu_ps(l, _mm256_fmadd_ps(_mm256_loadu_ps(l), corr, sum));
-      _mm256_storeu_ps(s.m.data() + b * kLanes, new_max);
+      R::template scores<HD>(p, qb, heads, K, ks, kscale, n, ahead);
       alignas(32) float c[kLanes];
-      _mm256_store_ps(c, corr);
-      float* acc = s.acc.data() + static_cast<int64_t>(b) * kLanes * hd;
-      for (int h = 0; h < heads; h += 2)
-        pair_values<NV>(acc, c, p, h, h + 1 < heads, V, vs, n, ahead && !shared && h == 0);
+      R::softmax(p, n, vscale, s.m.data() + b * kLanes, s.l.data() + b * kLanes, c);
+      float* acc = s.acc.data() + static_cast<int64_t>(b) * kLanes * HD;
+      R::template values<HD>(acc, c, p, heads, V, vs, n, ahead);
     }
   }
   for (int h = 0; h < G; h++) {
     ml[2 * h] = s.m[h], ml[2 * h + 1] = s.l[h];
-    std::copy(s.acc.begin() + static_cast<int64_t>(h) * hd, s.acc.begin() + static_cast<int64_t>(h + 1) * hd,
-              acc_out + static_cast<int64_t>(h) * hd);
+    std::copy(s.acc.begin() + static_cast<int64_t>(h) * HD, s.acc.begin() + static_cast<int64_t>(h + 1) * HD,
+              acc_out + static_cast<int64_t>(h) * HD);
+  }
+}
+
+template <class R>
+void group_attend_hd(const DecodeGroupItem& it, float* ml, float* acc) {
+  switch (it.head_dim) {
+    case 32: return group_attend<R, 32>(it, ml, acc);
+    case 64: return group_attend<R, 64>(it, ml, acc);
+    case 96: return group_attend<R, 96>(it, ml, acc);
+    case 128: return group_attend<R, 128>(it, ml, acc);
+    case 160: return group_attend<R, 160>(it, ml, acc);
+    case 192: return group_attend<R, 192>(it, ml, acc);
+    case 224: return group_attend<R, 224>(it, ml, acc);
+    case 256: return group_attend<R, 256>(it, ml, acc);
+    default: fail("decode_group_attend: head_dim {} is not a multiple of 32 up to 256", it.head_dim);
   }
 }
 
@@ -188,25 +374,19 @@ bool decode_group_supported(int head_dim, int group) {
   return group >= 2 && head_dim % 32 == 0 && head_dim <= 256;
 }
 
-void decode_group_attend(const DecodeGroupItem& it, float* ml, float* acc) {
-  switch (it.head_dim / 8) {
-    case 4: return attend<4>(it, ml, acc);
-    case 8: return attend<8>(it, ml, acc);
-    case 12: return attend<12>(it, ml, acc);
-    case 16: return attend<16>(it, ml, acc);
-    case 20: return attend<20>(it, ml, acc);
-    case 24: return attend<24>(it, ml, acc);
-    case 28: return attend<28>(it, ml, acc);
-    case 32: return attend<32>(it, ml, acc);
-    default: fail("decode_group_attend: head_dim {} is not a multiple of 32 up to 256", it.head_dim);
-  }
+void decode_group_attend(const DecodeGroupItem& it, float* ml, float* acc, DecodeIsa isa) {
+#ifdef KVTIE_SIMD_AVX512
+  if (isa == DecodeIsa::avx512) return group_attend_hd<GroupAvx512>(it, ml, acc);
+#endif
+  if (isa == DecodeIsa::avx2) return group_attend_hd<GroupAvx2>(it, ml, acc);
+  fail("decode_group_attend: this build has no {} path", decode_isa_name(isa));
 }
 
 #else  // no AVX2: decode_attention's per-head path serves every group
 
 bool decode_group_supported(int, int) { return false; }
 
-void decode_group_attend(const DecodeGroupItem&, float*, float*) {
+void decode_group_attend(const DecodeGroupItem&, float*, float*, DecodeIsa) {
   fail("decode_group_attend: this build has no AVX2 path");
 }
 

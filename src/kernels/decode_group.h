@@ -7,11 +7,13 @@
 // machine's balance point, so the arithmetic bounds the step and must run near the FMA rate. Here
 // a row, read (and dequantised) once into L1, meets the queries of 8 heads at a time: their 8
 // scores are one vector (8 dot products reduced together), the online softmax runs on those
-// vectors (one exp for 8 heads), and the value sums are register-blocked over 2 heads × 32
-// elements. The per-head path of decode_attention.cpp instead walks the tile once per head, with a
-// horizontal sum per score and a scalar softmax: fine for one head, 3–5× slower at eight.
+// vectors (one exp for 8 heads), and the value sums are register-blocked (AVX2: 2 heads × 32
+// elements; AVX-512: 16 dot products reduced per pass, 4 heads × 64 elements). The per-head path
+// of decode_attention.cpp instead walks the tile once per head, with a horizontal sum per score
+// and a scalar softmax: fine for one head, 3–5× slower at eight.
 #include <cstdint>
 
+#include "kernels/decode_attention.h"
 #include "kvtie/profile.h"
 
 namespace kvtie {
@@ -33,6 +35,7 @@ bool decode_group_supported(int head_dim, int group);
 
 // The online softmax over the item's positions: (max, sum) of each head in ml [2·group] and its
 // value sums relative to that max in acc [group, head_dim], as decode_attention's items leave them.
-void decode_group_attend(const DecodeGroupItem& item, float* ml, float* acc);
+// isa: avx2 or avx512 (an Error when this build lacks it).
+void decode_group_attend(const DecodeGroupItem& item, float* ml, float* acc, DecodeIsa isa);
 
 }  // namespace kvtie
