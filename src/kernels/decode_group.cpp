@@ -26,12 +26,12 @@ struct GroupScratch {
 
 // The row arithmetic of a block of up to kLanes heads, one struct per instruction set. Both
 // leave the same layout, the one the lane-wise online softmax of group_attend reads:
-//   scores: p[j·8 + h] = q_h · row_j (times the row's int8/int4 scale) for the block's heads,
-//           0 in the lanes of absent heads (their queries are zero)
+//   block_scores<HD, H>: p[j·8 + h] = q_h · row_j (times the row's int8/int4 scale) for H heads
+//            (2, 4 or 8), 0 in the lanes of absent heads (their queries are zero)
 //   softmax: the online softmax of the block's heads, lane-wise: the running max m and sum l of
 //            each head updated by the tile's scores, p[j·8 + h] = exp(score − new max) (times the
 //            row's value scale), corr_h = exp(old max − new max)
-//   values: acc_h = acc_h · corr_h + Σ_j p[j·8 + h] · row_j for the block's heads
+//   values:  acc_h = acc_h · corr_h + Σ_j p[j·8 + h] · row_j for the block's heads
 // `ahead`: the rows are the cache's, prefetched ahead as they are read.
 
 struct GroupAvx2 {
@@ -82,14 +82,6 @@ struct GroupAvx2 {
           for (int h = H; h < kLanes; h++) p[kLanes * (j + 1) + h] = 0.0f;
       }
     }
-  }
-
-  template <int HD>
-  static void scores(float* p, const float* q, int heads, const float* rows, int64_t rs, const float* scale, int n,
-                     bool ahead) {
-    if (heads > 4) return block_scores<HD, 8>(p, q, rows, rs, scale, n, ahead);
-    if (heads > 2) return block_scores<HD, 4>(p, q, rows, rs, scale, n, ahead);
-    block_scores<HD, 2>(p, q, rows, rs, scale, n, ahead);
   }
 
   // Heads h, h + 1 (two = false: h alone), 32 elements of the row at a time in registers.
@@ -211,14 +203,6 @@ struct GroupAvx512 {
     }
   }
 
-  template <int HD>
-  static void scores(float* p, const float* q, int heads, const float* rows, int64_t rs, const float* scale, int n,
-                     bool ahead) {
-    if (heads > 4) return block_scores<HD, 8>(p, q, rows, rs, scale, n, ahead);
-    if (heads > 2) return block_scores<HD, 4>(p, q, rows, rs, scale, n, ahead);
-    block_scores<HD, 2>(p, q, rows, rs, scale, n, ahead);
-  }
-
   // Heads h0 … h0 + HV − 1, elements [16·c0, 16·(c0 + CW)) of each.
   template <int HD, int HV, int CW>
   static void chunk_values(float* acc, const float* corr, const float* p, int h0, int c0, const float* rows,
@@ -296,6 +280,16 @@ struct GroupAvx512 {
 };
 #endif  // KVTIE_SIMD_AVX512
 
+// A block of `heads` heads through R's scores kernel for 8, 4 or 2 heads (the queries of absent
+// heads are zero).
+template <class R, int HD>
+void group_scores(float* p, const float* q, int heads, const float* rows, int64_t rs, const float* scale, int n,
+                  bool ahead) {
+  if (heads > 4) return R::template block_scores<HD, 8>(p, q, rows, rs, scale, n, ahead);
+  if (heads > 2) return R::template block_scores<HD, 4>(p, q, rows, rs, scale, n, ahead);
+  R::template block_scores<HD, 2>(p, q, rows, rs, scale, n, ahead);
+}
+
 template <class R, int HD>
 void group_attend(const DecodeGroupItem& it, float* ml, float* acc_out) {
   const int G = it.group, blocks = (G + kLanes - 1) / kLanes, padded = blocks * kLanes;
@@ -339,7 +333,7 @@ void group_attend(const DecodeGroupItem& it, float* ml, float* acc_out) {
       const float* qb = s.q.data() + static_cast<int64_t>(b) * kLanes * HD;
       float* p = s.p.data();
       const bool ahead = fp32 && b == 0;  // the first block's pass reads the rows from memory
-      R::template scores<HD>(p, qb, heads, K, ks, kscale, n, ahead);
+      group_scores<R, HD>(p, qb, heads, K, ks, kscale, n, ahead);
       alignas(32) float c[kLanes];
       R::softmax(p, n, vscale, s.m.data() + b * kLanes, s.l.data() + b * kLanes, c);
       float* acc = s.acc.data() + static_cast<int64_t>(b) * kLanes * HD;
