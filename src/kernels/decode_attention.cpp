@@ -92,7 +92,6 @@ inline void convert_tail(float* dst, const uint8_t* src, int from, int hd, int64
 
 struct Scalar {
   static constexpr int W = 1;
-  static constexpr DecodeIsa kIsa = DecodeIsa::scalar;
   template <int NV>
   static void convert(float* dst, int64_t ds, float* scales, const uint8_t* src, int64_t ss, int count, int hd,
                       KvDType t) {
@@ -979,7 +978,8 @@ void run(float* out, const float* q, int64_t q_stride, const KvCache& cache, int
       attend_item = hd == 64 ? attend_int<I, 2, true> : hd == 128 ? attend_int<I, 4, true> : attend_int<I, 0, true>;
   }
   // Several query heads per kv head: the vector paths serve them together.
-  if (I::W > 1 && decode_group_supported(hd, G)) attend_item = attend_group<I>;
+  if constexpr (I::W > 1)
+    if (decode_group_supported(hd, G)) attend_item = attend_group<I>;
   const Item* item = items.data();
   const int* begin = pair_begin.data();
   float* ml = part_ml.data();
