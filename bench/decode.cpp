@@ -276,6 +276,7 @@ int main(int argc, char** argv) {
     if (json)
       fmt::print("{}\n", nlohmann::json{{"variant", p.variant}, {"dtype", p.dtype}, {"context", p.context},
                                         {"batch", p.batch}, {"tokens_per_s", p.tokens_per_s},
+                                        {"step_bytes", p.bytes}, {"step_flops", p.flops},
                                         {"roofline_tokens_per_s", p.roofline_tokens_per_s()},
                                         {"memory_roofline_tokens_per_s", p.memory_tokens_per_s()},
                                         {"compute_roofline_tokens_per_s", p.compute_tokens_per_s()},

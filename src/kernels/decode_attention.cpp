@@ -275,7 +275,7 @@ struct Avx512 {
     int j = 0;
     if constexpr (NV > 0) {
       __m512 qv[NV];
-      for (int v = 0; v < NV; v++) qv[v] = _mm512_loadu_ps(q + 16 * v);
+      for (int v = 0; v < NV; v++) qv[v] = in_register(_mm512_loadu_ps(q + 16 * v));
       for (; j + 4 <= count; j += 4) {
         const float* r0 = rows + j * rs;
         const float *r1 = r0 + rs, *r2 = r1 + rs, *r3 = r2 + rs;
@@ -366,13 +366,7 @@ struct Avx512 {
     }
     for (int v = 0; v < B; v++) _mm512_storeu_ps(acc + 16 * v, _mm512_add_ps(a[v], b[v]));
   }
-  static __m512i dot_pairs(__m512i acc, __m512i a, __m512i b) {
-#ifdef __AVX512VNNI__
-    return _mm512_dpwssd_epi32(acc, a, b);
-#else
-    return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
-#endif
-  }
+  static __m512i dot_pairs(__m512i acc, __m512i a, __m512i b) { return dot_pairs512(acc, a, b); }
   static __m128i hsum4i(__m512i a, __m512i b, __m512i c, __m512i d) {
     const __m512i ab = _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
                                         _mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
@@ -411,7 +405,7 @@ struct Avx512 {
                       bool ahead) {
     const int n = NB > 0 ? NB : nb;
     __m512i qv[8];
-    for (int b = 0; b < n; b++) qv[b] = _mm512_loadu_si512(q16 + 32 * b);
+    for (int b = 0; b < n; b++) qv[b] = in_register(_mm512_loadu_si512(q16 + 32 * b));
     int j = 0;
     for (; j + 4 <= count; j += 4) {
       const uint8_t* r0 = rows + j * rs;
@@ -480,15 +474,7 @@ struct Avx512 {
                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[b]), ws, _mm512_mul_ps(_mm512_loadu_ps(a0 + 16), c)));
     }
   }
-  static void iunpermute(float* dst, const float* acc, int hd) {
-    const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
-    const __m512i second = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
-    for (int i = 0; i < hd; i += 32) {
-      const __m512 lo = _mm512_loadu_ps(acc + i), hi = _mm512_loadu_ps(acc + i + 16);
-      _mm512_storeu_ps(dst + i, _mm512_permutex2var_ps(lo, first, hi));
-      _mm512_storeu_ps(dst + i + 16, _mm512_permutex2var_ps(lo, second, hi));
-    }
-  }
+  static void iunpermute(float* dst, const float* acc, int hd) { unpermute_pairs512(dst, acc, hd); }
   template <int NV>
   static void update(float* acc, float corr, const float* p, const float* rows, int64_t rs, int count, int n_,
                      bool ahead) {
@@ -936,7 +922,8 @@ void attend_group(const Item& it, const Args& a, Scratch&, float* ml, float* acc
                           a.hd,
                           a.G,
                           a.q + it.b * a.q_stride + static_cast<int64_t>(it.g) * a.G * a.hd,
-                          a.attn_scale};
+                          a.attn_scale,
+                          cache.dtype() == KvDType::int8 && int_path(KvDType::int8, a.hd)};
   decode_group_attend(g, ml, acc_out, I::kIsa);
 }
 

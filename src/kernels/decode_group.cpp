@@ -1,6 +1,8 @@
 #include "kernels/decode_group.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -21,7 +23,9 @@ constexpr int kLanes = 8;  // heads per block: the scores of a row are kLanes fl
 
 // Per thread and reused, so that decode steps do not allocate.
 struct GroupScratch {
-  std::vector<float> q, acc, m, l, krows, vrows, kscale, vscale, p;
+  std::vector<float> q, acc, m, l, krows, vrows, kscale, vscale, p, qscale;
+  std::vector<int16_t> q16;
+  std::vector<int32_t> pw;
 };
 
 // The row arithmetic of a block of up to kLanes heads, one struct per instruction set. Both
@@ -62,7 +66,7 @@ struct GroupAvx2 {
         // Unrolled further, GCC reloads k0/k1 for every FMA instead of keeping them in registers.
 #pragma GCC unroll 2
         for (int c = 0; c < NV; c++) {
-          const __m256 k0 = _mm256_loadu_ps(r0 + 8 * c), k1 = _mm256_loadu_ps(r1 + 8 * c);
+          const __m256 k0 = in_register(_mm256_loadu_ps(r0 + 8 * c)), k1 = in_register(_mm256_loadu_ps(r1 + 8 * c));
           for (int h = 0; h < HQ; h++) {
             const __m256 qv = _mm256_loadu_ps(q + (h0 + h) * HD + 8 * c);
             a[h] = _mm256_fmadd_ps(k0, qv, a[h]);
@@ -103,7 +107,7 @@ struct GroupAvx2 {
         if (ahead && c0 == 0) prefetch_ahead<kValueAhead>(v, 4 * rs);
         const __m256 pa = _mm256_set1_ps(p[kLanes * j + h]), pb = _mm256_set1_ps(p[kLanes * j + h + 1]);
         for (int i = 0; i < 4; i++) {
-          const __m256 x = _mm256_loadu_ps(v + 8 * i);
+          const __m256 x = in_register(_mm256_loadu_ps(v + 8 * i));
           a[i] = _mm256_fmadd_ps(pa, x, a[i]);
           b[i] = _mm256_fmadd_ps(pb, x, b[i]);
         }
@@ -146,19 +150,50 @@ struct GroupAvx512 {
   static constexpr DecodeIsa kIsa = DecodeIsa::avx512;
 
   // Lane i of the result is the horizontal sum of a[i]: pairs, then quads, then across the
-  // 128-bit lanes twice.
-  static __m512 hsum16(const __m512* a) {
+  // 128-bit lanes twice. `add` adds two vectors (float, or int32 lanes held in float vectors: the
+  // shuffles only move bits).
+  template <class Add>
+  static __m512 hsum16_by(const __m512* a, Add add) {
     __m512 s[8], u[4], w[2];
     for (int i = 0; i < 8; i++)  // per 128-bit lane: a[2i], a[2i+1], a[2i], a[2i+1]
-      s[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+      s[i] = add(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
     for (int i = 0; i < 4; i++)  // per 128-bit lane: a[4i] … a[4i+3]
-      u[i] = _mm512_add_ps(_mm512_shuffle_ps(s[2 * i], s[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                           _mm512_shuffle_ps(s[2 * i], s[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+      u[i] = add(_mm512_shuffle_ps(s[2 * i], s[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                 _mm512_shuffle_ps(s[2 * i], s[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
     for (int i = 0; i < 2; i++)  // 128-bit lanes: u[2i] half 0, half 1, u[2i+1] half 0, half 1
-      w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                           _mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(w[0], w[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_f32x4(w[0], w[1], _MM_SHUFFLE(3, 1, 3, 1)));
+      w[i] = add(_mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                 _mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    return add(_mm512_shuffle_f32x4(w[0], w[1], _MM_SHUFFLE(2, 0, 2, 0)),
+               _mm512_shuffle_f32x4(w[0], w[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+  static __m512 hsum16(const __m512* a) {
+    return hsum16_by(a, [](__m512 x, __m512 y) { return _mm512_add_ps(x, y); });
+  }
+  // The same of 16 vectors of int32 lanes, as floats.
+  static __m512 hsum16i(const __m512i* a) {
+    __m512 f[16];
+    for (int i = 0; i < 16; i++) f[i] = _mm512_castsi512_ps(a[i]);
+    const __m512 sum = hsum16_by(f, [](__m512 x, __m512 y) {
+      return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(x), _mm512_castps_si512(y)));
+    });
+    return _mm512_cvtepi32_ps(_mm512_castps_si512(sum));
+  }
+
+  // Lanes x·HQ + h of `sums` (rows j + x < j + live, heads h < HQ) into p's 8-lane rows, 0 in the
+  // lanes of absent heads.
+  template <int HQ>
+  static void store_scores(float* p, int j, int live, __m512 sums) {
+    if constexpr (HQ == kLanes) {
+      _mm512_mask_storeu_ps(p + kLanes * j, live == 2 ? __mmask16(0xffff) : __mmask16(0x00ff), sums);
+    } else {
+      alignas(64) float t[16];
+      _mm512_store_ps(t, sums);
+      for (int x = 0; x < live; x++) {
+        float* row = p + kLanes * (j + x);
+        std::copy(t + x * HQ, t + (x + 1) * HQ, row);
+        std::fill(row + HQ, row + kLanes, 0.0f);
+      }
+    }
   }
 
   // HQ heads (2, 4 or 8) × R = 16 / HQ rows per pass; lane r·HQ + h of the reduced vector is
@@ -176,9 +211,9 @@ struct GroupAvx512 {
       for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_ps();
       for (int c = 0; c < NV; c++) {
         __m512 k[R];
-        for (int x = 0; x < R; x++) k[x] = _mm512_loadu_ps(r[x] + 16 * c);
+        for (int x = 0; x < R; x++) k[x] = in_register(_mm512_loadu_ps(r[x] + 16 * c));
         for (int h = 0; h < HQ; h++) {
-          const __m512 qv = _mm512_loadu_ps(q + h * HD + 16 * c);
+          const __m512 qv = in_register(_mm512_loadu_ps(q + h * HD + 16 * c));
           for (int x = 0; x < R; x++) a[x * HQ + h] = _mm512_fmadd_ps(k[x], qv, a[x * HQ + h]);
         }
       }
@@ -189,16 +224,108 @@ struct GroupAvx512 {
           for (int h = 0; h < HQ; h++) f[x * HQ + h] = scale[std::min(j + x, n - 1)];
         sums = _mm512_mul_ps(sums, _mm512_load_ps(f));
       }
-      if constexpr (HQ == kLanes) {
-        _mm512_mask_storeu_ps(p + kLanes * j, live == 2 ? __mmask16(0xffff) : __mmask16(0x00ff), sums);
-      } else {
-        alignas(64) float t[16];
-        _mm512_store_ps(t, sums);
-        for (int x = 0; x < live; x++) {
-          float* row = p + kLanes * (j + x);
-          std::copy(t + x * HQ, t + (x + 1) * HQ, row);
-          std::fill(row + HQ, row + kLanes, 0.0f);
+      store_scores<HQ>(p, j, live, sums);
+    }
+  }
+
+  // ---- int8 rows kept integer (decode_attention.h: the integer path) ----
+  // The tile's rows are the cache's own: HD int8 codes, then the row's fp32 scale. The queries are
+  // int16 (q16, each head rounded to its largest: qscale), the scores int32 dot products of pairs
+  // (vpdpwssd), the value weights rounded to int16 per tile and head, and the value sums int32
+  // dot products of two rows' codes interleaved: each instruction does the work of two FMAs, and
+  // the codes are never widened to float.
+
+  // Codes [32b, 32b + 32) of a row as int16.
+  static __m512i codes32(const uint8_t* r, int b) {
+    return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 32 * b)));
+  }
+  static float row_scale(const uint8_t* r, int hd) {
+    float f;
+    std::memcpy(&f, r + hd, 4);
+    return f;
+  }
+
+  // As block_scores: p[j·8 + h] = q_h · row_j, from the int16 queries and the rows' codes, times
+  // qscale[h] · the row's scale.
+  template <int HD, int HQ>
+  static void block_scores_int(float* p, const int16_t* q16, const float* qscale, const uint8_t* rows, int64_t rs,
+                               int n, bool ahead) {
+    constexpr int NB = HD / 32, R = 16 / HQ;
+    for (int j = 0; j < n; j += R) {
+      const int live = std::min(R, n - j);
+      const uint8_t* r[R];
+      for (int x = 0; x < R; x++) r[x] = rows + std::min(j + x, n - 1) * rs;
+      if (ahead) prefetch_ahead<kCacheAhead>(r[0], live * rs);
+      __m512i a[16];
+      for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_si512();
+      for (int b = 0; b < NB; b++) {
+        __m512i k[R];
+        for (int x = 0; x < R; x++) k[x] = in_register(codes32(r[x], b));
+        for (int h = 0; h < HQ; h++) {
+          const __m512i qv = in_register(_mm512_loadu_si512(q16 + h * HD + 32 * b));
+          for (int x = 0; x < R; x++) a[x * HQ + h] = dot_pairs512(a[x * HQ + h], k[x], qv);
         }
+      }
+      alignas(64) float f[16];
+      for (int x = 0; x < R; x++) {
+        const float rsc = row_scale(r[x], HD);
+        for (int h = 0; h < HQ; h++) f[x * HQ + h] = rsc * qscale[h];
+      }
+      store_scores<HQ>(p, j, live, _mm512_mul_ps(hsum16i(a), _mm512_load_ps(f)));
+    }
+  }
+
+  // The tile's value weights p[j·8 + h] rounded to int16 per head (to ±32767 at the head's
+  // largest, wscale[h] = largest / 32767), rows j and j + 1 packed into the 32-bit lane
+  // pw[j/2 · 8 + h] (low half row j); an odd last row pairs with 0.
+  static void pack_weights(int32_t* pw, float* wscale, const float* p, int n) {
+    auto rows_mask = [n](int j) { return j + 1 < n ? __mmask16(0xffff) : __mmask16(0x00ff); };
+    __m512 most = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 2) most = _mm512_max_ps(most, _mm512_maskz_loadu_ps(rows_mask(j), p + kLanes * j));
+    const __m256 wmax = _mm256_max_ps(lo8(most), hi8(most));
+    const __m256 mul = _mm256_div_ps(_mm256_set1_ps(32767.0f), _mm256_max_ps(wmax, _mm256_set1_ps(1e-30f)));
+    _mm256_storeu_ps(wscale, _mm256_div_ps(wmax, _mm256_set1_ps(32767.0f)));
+    const __m512 m2 = join8(mul, mul);
+    const __m256i low16 = _mm256_set1_epi32(0xffff);
+    for (int j = 0; j < n; j += 2) {
+      // lanes 0–7 row j, 8–15 row j + 1 (0 past the tile's end)
+      const __m512i w = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(rows_mask(j), p + kLanes * j), m2));
+      const __m256i first = _mm512_castsi512_si256(w), second = _mm512_extracti64x4_epi64(w, 1);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(pw + kLanes * (j / 2)),
+                          _mm256_or_si256(_mm256_and_si256(first, low16), _mm256_slli_epi32(second, 16)));
+    }
+  }
+
+  // Heads h0 … h0 + HV − 1: acc_h = acc_h · corr_h + wscale_h · Σ_j wq[j][h] · codes_j, acc in the
+  // order unpermute_pairs512 restores.
+  template <int HD, int HV>
+  static void values_int(float* acc, const float* corr, const int32_t* pw, const float* wscale, int h0,
+                         const uint8_t* rows, int64_t rs, int n, bool ahead) {
+    constexpr int NB = HD / 32;
+    __m512i lo[HV][NB], hi[HV][NB];
+    for (int h = 0; h < HV; h++)
+      for (int b = 0; b < NB; b++) lo[h][b] = _mm512_setzero_si512(), hi[h][b] = _mm512_setzero_si512();
+    for (int j = 0; j < n; j += 2) {
+      const uint8_t* r0 = rows + j * rs;
+      if (ahead) prefetch_ahead<kValueAhead>(r0, 2 * rs);
+      __m512i w[HV];
+      for (int h = 0; h < HV; h++) w[h] = _mm512_set1_epi32(pw[kLanes * (j / 2) + h0 + h]);
+      for (int b = 0; b < NB; b++) {
+        const __m512i x0 = codes32(r0, b), x1 = j + 1 < n ? codes32(r0 + rs, b) : _mm512_setzero_si512();
+        const __m512i ul = in_register(_mm512_unpacklo_epi16(x0, x1)), uh = in_register(_mm512_unpackhi_epi16(x0, x1));
+        for (int h = 0; h < HV; h++) {
+          lo[h][b] = dot_pairs512(lo[h][b], ul, w[h]);
+          hi[h][b] = dot_pairs512(hi[h][b], uh, w[h]);
+        }
+      }
+    }
+    for (int h = 0; h < HV; h++) {
+      const __m512 c = _mm512_set1_ps(corr[h0 + h]), ws = _mm512_set1_ps(wscale[h0 + h]);
+      for (int b = 0; b < NB; b++) {
+        float* a = acc + (h0 + h) * HD + 32 * b;
+        _mm512_storeu_ps(a, _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[h][b]), ws, _mm512_mul_ps(_mm512_loadu_ps(a), c)));
+        _mm512_storeu_ps(a + 16,
+                         _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[h][b]), ws, _mm512_mul_ps(_mm512_loadu_ps(a + 16), c)));
       }
     }
   }
@@ -216,7 +343,7 @@ struct GroupAvx512 {
       const float* v = rows + j * rs + 16 * c0;
       if (ahead) prefetch_ahead<kValueAhead>(v, 4 * rs);
       __m512 x[CW];
-      for (int i = 0; i < CW; i++) x[i] = _mm512_loadu_ps(v + 16 * i);
+      for (int i = 0; i < CW; i++) x[i] = in_register(_mm512_loadu_ps(v + 16 * i));
       for (int h = 0; h < HV; h++) {
         const __m512 w = _mm512_set1_ps(p[kLanes * j + h0 + h]);
         for (int i = 0; i < CW; i++) a[h][i] = _mm512_fmadd_ps(w, x[i], a[h][i]);
@@ -290,8 +417,69 @@ void group_scores(float* p, const float* q, int heads, const float* rows, int64_
   R::template block_scores<HD, 2>(p, q, rows, rs, scale, n, ahead);
 }
 
+#ifdef KVTIE_SIMD_AVX512
+// group_attend for int8 rows on the integer path (GroupAvx512's block_scores_int … values_int).
+template <int HD>
+void group_attend_int(const DecodeGroupItem& it, float* ml, float* acc_out) {
+  using R = GroupAvx512;
+  const int G = it.group, blocks = (G + kLanes - 1) / kLanes, padded = blocks * kLanes;
+  constexpr int NB = HD / 32, HV = NB <= 2 ? 4 : NB <= 4 ? 2 : 1;  // value sums: 8–16 accumulators
+  thread_local GroupScratch s;
+  // The queries as int16, each head to its largest; absent heads zero.
+  s.q16.assign(static_cast<size_t>(padded) * HD, 0);
+  s.qscale.assign(padded, 0.0f);
+  for (int h = 0; h < G; h++) {
+    const float* qh = it.q + static_cast<int64_t>(h) * HD;
+    float qmax = 0;
+    for (int i = 0; i < HD; i++) qmax = std::max(qmax, std::abs(qh[i]));
+    const float qmul = qmax > 0 ? 32767.0f / qmax : 0.0f;
+    s.qscale[h] = qmax / 32767.0f * it.scale;
+    for (int i = 0; i < HD; i++) s.q16[static_cast<size_t>(h) * HD + i] = static_cast<int16_t>(std::nearbyint(qh[i] * qmul));
+  }
+  s.acc.assign(static_cast<size_t>(padded) * HD, 0.0f);
+  s.m.assign(padded, kNegInf);
+  s.l.assign(padded, 0.0f);
+  s.p.resize(static_cast<size_t>(kRows) * kLanes);
+  s.pw.resize(static_cast<size_t>(kRows) / 2 * kLanes);
+  s.vscale.resize(kRows);
+  for (int first = 0; first < it.count; first += kRows) {
+    const int n = std::min(kRows, it.count - first);
+    const uint8_t* K = it.keys + first * it.stride;
+    const uint8_t* V = it.values + first * it.stride;
+    for (int j = 0; j < n; j++) s.vscale[j] = R::row_scale(V + j * it.stride, HD);
+    for (int b = 0; b < blocks; b++) {
+      const int heads = std::min(kLanes, G - b * kLanes);
+      const int16_t* qb = s.q16.data() + static_cast<int64_t>(b) * kLanes * HD;
+      const float* qs = s.qscale.data() + b * kLanes;
+      float* p = s.p.data();
+      const bool ahead = b == 0;
+      if (heads > 4)
+        R::block_scores_int<HD, 8>(p, qb, qs, K, it.stride, n, ahead);
+      else if (heads > 2)
+        R::block_scores_int<HD, 4>(p, qb, qs, K, it.stride, n, ahead);
+      else
+        R::block_scores_int<HD, 2>(p, qb, qs, K, it.stride, n, ahead);
+      alignas(32) float c[kLanes], ws[kLanes];
+      R::softmax(p, n, s.vscale.data(), s.m.data() + b * kLanes, s.l.data() + b * kLanes, c);
+      R::pack_weights(s.pw.data(), ws, p, n);
+      float* acc = s.acc.data() + static_cast<int64_t>(b) * kLanes * HD;
+      for (int h0 = 0; h0 < heads; h0 += HV)
+        R::values_int<HD, HV>(acc, c, s.pw.data(), ws, h0, V, it.stride, n, ahead && h0 == 0);
+    }
+  }
+  for (int h = 0; h < G; h++) {
+    ml[2 * h] = s.m[h], ml[2 * h + 1] = s.l[h];
+    unpermute_pairs512(acc_out + static_cast<int64_t>(h) * HD, s.acc.data() + static_cast<int64_t>(h) * HD, HD);
+  }
+}
+#endif
+
 template <class R, int HD>
 void group_attend(const DecodeGroupItem& it, float* ml, float* acc_out) {
+#ifdef KVTIE_SIMD_AVX512
+  if constexpr (R::kIsa == DecodeIsa::avx512)
+    if (it.int_codes) return group_attend_int<HD>(it, ml, acc_out);
+#endif
   const int G = it.group, blocks = (G + kLanes - 1) / kLanes, padded = blocks * kLanes;
   const bool fp32 = it.dtype == KvDType::fp32, shared = it.values == it.keys;
   const bool quantised = it.dtype == KvDType::int8 || it.dtype == KvDType::int4;

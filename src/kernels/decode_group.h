@@ -27,6 +27,9 @@ struct DecodeGroupItem {
   int count, head_dim, group;
   const float* q;  // [group, head_dim], the group's query heads
   float scale;     // of the scores, 1/√head_dim
+  // int8 rows through the integer path (decode_attention.h) where this build has it (AVX-512);
+  // otherwise, and for other formats, rows are widened to float a tile at a time.
+  bool int_codes = false;
 };
 
 // Whether this build and shape have the path: AVX2 + FMA, head_dim a multiple of 32 up to 256,

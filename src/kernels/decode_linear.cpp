@@ -49,9 +49,9 @@ void rows_avx512(float* out, const float* x, const float* w, int C, int OC, int 
         __builtin_prefetch(w0 + c + kWeightAhead);
         __builtin_prefetch(w1 + c + kWeightAhead);
       }
-      const __m512 wa = _mm512_loadu_ps(w0 + c), wb = _mm512_loadu_ps(w1 + c);
+      const __m512 wa = in_register(_mm512_loadu_ps(w0 + c)), wb = in_register(_mm512_loadu_ps(w1 + c));
       for (int n = 0; n < NB; n++) {
-        const __m512 xv = _mm512_loadu_ps(x + static_cast<int64_t>(n) * C + c);
+        const __m512 xv = in_register(_mm512_loadu_ps(x + static_cast<int64_t>(n) * C + c));
         a0[n] = _mm512_fmadd_ps(wa, xv, a0[n]);
         a1[n] = _mm512_fmadd_ps(wb, xv, a1[n]);
       }
@@ -103,9 +103,9 @@ void rows_avx2(float* out, const float* x, const float* w, int C, int OC, int oc
         __builtin_prefetch(w0 + c + kWeightAhead);
         __builtin_prefetch(w1 + c + kWeightAhead);
       }
-      const __m256 wa = _mm256_loadu_ps(w0 + c), wb = _mm256_loadu_ps(w1 + c);
+      const __m256 wa = in_register(_mm256_loadu_ps(w0 + c)), wb = in_register(_mm256_loadu_ps(w1 + c));
       for (int n = 0; n < NB; n++) {
-        const __m256 xv = _mm256_loadu_ps(x + static_cast<int64_t>(n) * C + c);
+        const __m256 xv = in_register(_mm256_loadu_ps(x + static_cast<int64_t>(n) * C + c));
         a0[n] = _mm256_fmadd_ps(wa, xv, a0[n]);
         a1[n] = _mm256_fmadd_ps(wb, xv, a1[n]);
       }
