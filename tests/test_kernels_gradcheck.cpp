@@ -779,8 +779,10 @@ TEST(KernelTileGemm, MatchesTheProductOnEveryTail) {
     int M, N, K;
   };
   std::vector<Shape> shapes;
-  for (int M : {1, 5, 6, 7, 13})
-    for (int N : {1, 7, 8, 9, 16, 17, 40}) shapes.push_back({M, N, 3});
+  // Row blocks of 6 (AVX2) and 8 (AVX-512) and their remainders; columns in vectors of 8 or 16,
+  // pairs of them, and masked tails.
+  for (int M : {1, 5, 6, 7, 8, 9, 13, 15})
+    for (int N : {1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, 48}) shapes.push_back({M, N, 3});
   shapes.push_back({16, 64, 32});
   shapes.push_back({64, 1024, 64});
   std::mt19937_64 rng(5);

@@ -104,6 +104,61 @@ inline void row_block(int N, int K, float alpha, const float* a, int64_t ars, in
 }
 #endif
 
+#ifdef KVTIE_SIMD_AVX512
+// micro with 16 lanes per vector: MR rows × NV vectors of C; with kTail the last vector holds
+// only the lanes of `tail`. Twice the columns per FMA of the AVX2 kernel, summed in the same order,
+// so the two give the same bits.
+template <int MR, int NV, bool kTail>
+KVTIE_TILE_KERNEL inline void micro512(int K, float alpha, const float* a, int64_t ars, int64_t acs, const float* b,
+                                       int64_t ldb, bool accumulate, float* c, int64_t ldc, __mmask16 tail) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
+  for (int k = 0; k < K; k++) {
+    const float* bk = b + k * ldb;
+    __m512 bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++)
+      bv[v] = in_register(kTail && v == NV - 1 ? _mm512_maskz_loadu_ps(tail, bk + 16 * v) : _mm512_loadu_ps(bk + 16 * v));
+    const float* ak = a + k * acs;
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+      const __m512 ai = _mm512_set1_ps(ak[i * ars]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+  }
+  const __m512 scale = _mm512_set1_ps(alpha);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; i++) {
+    float* ci = c + i * ldc;
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++) {
+      const __mmask16 m = kTail && v == NV - 1 ? tail : __mmask16(0xffff);
+      __m512 x = _mm512_mul_ps(acc[i][v], scale);
+      if (accumulate) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, ci + 16 * v));
+      _mm512_mask_storeu_ps(ci + 16 * v, m, x);
+    }
+  }
+}
+
+template <int MR>
+inline void row_block512(int N, int K, float alpha, const float* a, int64_t ars, int64_t acs, const float* B,
+                         int64_t ldb, bool accumulate, float* c, int64_t ldc) {
+  int j = 0;
+  for (; j + 32 <= N; j += 32) micro512<MR, 2, false>(K, alpha, a, ars, acs, B + j, ldb, accumulate, c + j, ldc, 0xffff);
+  if (j + 16 <= N) {
+    micro512<MR, 1, false>(K, alpha, a, ars, acs, B + j, ldb, accumulate, c + j, ldc, 0xffff);
+    j += 16;
+  }
+  if (j < N)
+    micro512<MR, 1, true>(K, alpha, a, ars, acs, B + j, ldb, accumulate, c + j, ldc,
+                          static_cast<__mmask16>((1u << (N - j)) - 1));
+}
+#endif
+
 }  // namespace tile_detail
 
 // C[M,N] = alpha · op(A) · B (+ C when accumulate). op(A) is A[M,K] (lda ≥ K) or, with trans_a,
@@ -119,7 +174,25 @@ inline void tile_gemm(bool trans_a, int M, int N, int K, float alpha, const floa
     return;
   }
   const int64_t ars = trans_a ? 1 : lda, acs = trans_a ? lda : 1;
-#ifdef KVTIE_SIMD_AVX2
+#ifdef KVTIE_SIMD_AVX512
+  using namespace tile_detail;
+  constexpr int kRows = 8;  // 16 accumulators of 32
+  int i = 0;
+  for (; i + kRows <= M; i += kRows)
+    row_block512<kRows>(N, K, alpha, A + i * ars, ars, acs, B, ldb, accumulate, C + i * ldc, ldc);
+  const float* a = A + i * ars;
+  float* c = C + i * ldc;
+  switch (M - i) {
+    case 7: row_block512<7>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
+    case 6: row_block512<6>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
+    case 5: row_block512<5>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
+    case 4: row_block512<4>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
+    case 3: row_block512<3>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
+    case 2: row_block512<2>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
+    case 1: row_block512<1>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
+    default: break;
+  }
+#elif defined(KVTIE_SIMD_AVX2)
   using namespace tile_detail;
   constexpr int kRows = 6;
   int i = 0;
