@@ -865,14 +865,9 @@ void attend_int(const Item& it, const Args& a, Scratch& s, float* ml, float* acc
   const int64_t scale_at = Int4 ? hd / 2 : hd;
   const bool shared = cache.v_is_k();
   const float* qg = a.q + it.b * a.q_stride + static_cast<int64_t>(it.g) * G * hd;
-  for (int h = 0; h < G; h++) {
-    const float* qh = qg + static_cast<int64_t>(h) * hd;
-    float qmax = 0;
-    for (int i = 0; i < hd; i++) qmax = std::max(qmax, std::abs(qh[i]));
-    const float qmul = qmax > 0 ? 32767.0f / qmax : 0.0f;
-    s.qscale[h] = qmax / 32767.0f * a.attn_scale;
-    for (int i = 0; i < hd; i++) s.q16[static_cast<size_t>(h) * hd + i] = static_cast<int16_t>(std::nearbyint(qh[i] * qmul));
-  }
+  for (int h = 0; h < G; h++)
+    s.qscale[h] = round_to_int16(s.q16.data() + static_cast<size_t>(h) * hd, qg + static_cast<int64_t>(h) * hd, hd) *
+                  a.attn_scale;
   std::fill(s.acc.begin(), s.acc.begin() + static_cast<int64_t>(G) * hd, 0.0f);
   std::fill(s.m.begin(), s.m.begin() + G, kNegInf);
   std::fill(s.l.begin(), s.l.begin() + G, 0.0f);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/decode_attention.h"
+#include "kernels/kv_codec.h"
 #include "kernels/prefetch.h"
 #include "kernels/simd.h"
 #include "kvtie/error.h"
@@ -428,14 +429,9 @@ void group_attend_int(const DecodeGroupItem& it, float* ml, float* acc_out) {
   // The queries as int16, each head to its largest; absent heads zero.
   s.q16.assign(static_cast<size_t>(padded) * HD, 0);
   s.qscale.assign(padded, 0.0f);
-  for (int h = 0; h < G; h++) {
-    const float* qh = it.q + static_cast<int64_t>(h) * HD;
-    float qmax = 0;
-    for (int i = 0; i < HD; i++) qmax = std::max(qmax, std::abs(qh[i]));
-    const float qmul = qmax > 0 ? 32767.0f / qmax : 0.0f;
-    s.qscale[h] = qmax / 32767.0f * it.scale;
-    for (int i = 0; i < HD; i++) s.q16[static_cast<size_t>(h) * HD + i] = static_cast<int16_t>(std::nearbyint(qh[i] * qmul));
-  }
+  for (int h = 0; h < G; h++)
+    s.qscale[h] = round_to_int16(s.q16.data() + static_cast<size_t>(h) * HD, it.q + static_cast<int64_t>(h) * HD, HD) *
+                  it.scale;
   s.acc.assign(static_cast<size_t>(padded) * HD, 0.0f);
   s.m.assign(padded, kNegInf);
   s.l.assign(padded, 0.0f);

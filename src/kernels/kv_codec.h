@@ -2,6 +2,7 @@
 // How one head vector (head_dim floats of one token) is stored in the KV cache. int8 and int4 are
 // symmetric per-vector quantisation: the codes, then one fp32 scale (max |x| / 127 or / 7). The byte
 // sizes are kv_vector_bytes() of include/kvtie/profile.h, the profiler's contract.
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -17,6 +18,16 @@ inline uint16_t to_bf16(float f) {
   return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 inline float from_bf16(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+
+// The integer decode path's query: x[0, n) rounded to int16 at ±32767 for its largest magnitude;
+// returns what one unit of the codes is worth (0 for a zero vector).
+inline float round_to_int16(int16_t* codes, const float* x, int n) {
+  float most = 0;
+  for (int i = 0; i < n; i++) most = std::max(most, std::abs(x[i]));
+  const float mul = most > 0 ? 32767.0f / most : 0.0f;
+  for (int i = 0; i < n; i++) codes[i] = static_cast<int16_t>(std::nearbyint(x[i] * mul));
+  return most / 32767.0f;
+}
 
 inline void kv_encode(uint8_t* dst, const float* x, int hd, KvDType t) {
   switch (t) {
