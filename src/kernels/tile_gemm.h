@@ -38,8 +38,50 @@ void transpose_rows(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int ro
 namespace tile_detail {
 
 #ifdef KVTIE_SIMD_AVX2
+// The vector operations of the kernel, per instruction set: W floats per vector, and a Mask of the
+// lanes a tail vector holds.
+struct Lanes8 {
+  static constexpr int W = 8;
+  using V = __m256;
+  using Mask = __m256i;
+  static Mask all() { return _mm256_set1_epi32(-1); }
+  static Mask first(int n) { return _mm256_castps_si256(tail_mask8(n)); }
+  static V zero() { return _mm256_setzero_ps(); }
+  static V set1(float x) { return _mm256_set1_ps(x); }
+  static V broadcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static V load(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
+  static void store(float* p, V x) { _mm256_storeu_ps(p, x); }
+  static void store(float* p, V x, Mask m) { _mm256_maskstore_ps(p, m, x); }
+  static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+};
+#endif
+#ifdef KVTIE_SIMD_AVX512
+struct Lanes16 {
+  static constexpr int W = 16;
+  using V = __m512;
+  using Mask = __mmask16;
+  static Mask all() { return 0xffff; }
+  static Mask first(int n) { return static_cast<__mmask16>((1u << n) - 1); }
+  static V zero() { return _mm512_setzero_ps(); }
+  static V set1(float x) { return _mm512_set1_ps(x); }
+  static V broadcast(const float* p) { return _mm512_set1_ps(*p); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static V load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store(float* p, V x) { _mm512_storeu_ps(p, x); }
+  static void store(float* p, V x, Mask m) { _mm512_mask_storeu_ps(p, m, x); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+};
+#endif
+
+#ifdef KVTIE_SIMD_AVX2
 // MR rows × NV vectors of C; with kTail the last vector holds only the lanes of `tail`.
-// a(i, k) = a[i·ars + k·acs], so op(A) = A and op(A) = Aᵀ are the same code.
+// a(i, k) = a[i·ars + k·acs], so op(A) = A and op(A) = Aᵀ are the same code. Each element is one
+// FMA chain over k in order, whatever the vector width: AVX2 and AVX-512 give the same bits.
 // Built at -O3 and without AddressSanitizer's checks in every build: at the sanitize build's -O1
 // GCC keeps the accumulators in memory, and ASan checks every broadcast, which made the kernel 10×
 // slower and the sanitize build's training tests 2.5× slower. KernelTileGemm checks every tail
@@ -49,114 +91,71 @@ namespace tile_detail {
 #else
 #define KVTIE_TILE_KERNEL __attribute__((no_sanitize_address))
 #endif
-template <int MR, int NV, bool kTail>
+template <class L, int MR, int NV, bool kTail>
 KVTIE_TILE_KERNEL inline void micro(int K, float alpha, const float* a, int64_t ars, int64_t acs, const float* b,
-                                    int64_t ldb, bool accumulate, float* c, int64_t ldc, __m256i tail) {
-  __m256 acc[MR][NV];
-#pragma GCC unroll 6
+                                    int64_t ldb, bool accumulate, float* c, int64_t ldc, typename L::Mask tail) {
+  using V = typename L::V;
+  constexpr int W = L::W;
+  V acc[MR][NV];
+#pragma GCC unroll 8
   for (int i = 0; i < MR; i++)
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
+    for (int v = 0; v < NV; v++) acc[i][v] = L::zero();
   for (int k = 0; k < K; k++) {
     const float* bk = b + k * ldb;
-    __m256 bv[NV];
+    V bv[NV];
 #pragma GCC unroll 2
     for (int v = 0; v < NV; v++)
-      bv[v] = kTail && v == NV - 1 ? _mm256_maskload_ps(bk + 8 * v, tail) : _mm256_loadu_ps(bk + 8 * v);
+      bv[v] = in_register(kTail && v == NV - 1 ? L::load(bk + W * v, tail) : L::load(bk + W * v));
     const float* ak = a + k * acs;
-#pragma GCC unroll 6
+#pragma GCC unroll 8
     for (int i = 0; i < MR; i++) {
-      const __m256 ai = _mm256_broadcast_ss(ak + i * ars);
+      const V ai = L::broadcast(ak + i * ars);
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
+      for (int v = 0; v < NV; v++) acc[i][v] = L::fmadd(ai, bv[v], acc[i][v]);
     }
   }
-  const __m256 scale = _mm256_set1_ps(alpha);
-#pragma GCC unroll 6
+  const V scale = L::set1(alpha);
+#pragma GCC unroll 8
   for (int i = 0; i < MR; i++) {
     float* ci = c + i * ldc;
 #pragma GCC unroll 2
     for (int v = 0; v < NV; v++) {
       const bool masked = kTail && v == NV - 1;
-      __m256 x = _mm256_mul_ps(acc[i][v], scale);
-      if (accumulate) x = _mm256_add_ps(x, masked ? _mm256_maskload_ps(ci + 8 * v, tail) : _mm256_loadu_ps(ci + 8 * v));
+      V x = L::mul(acc[i][v], scale);
+      if (accumulate) x = L::add(x, masked ? L::load(ci + W * v, tail) : L::load(ci + W * v));
       if (masked)
-        _mm256_maskstore_ps(ci + 8 * v, tail, x);
+        L::store(ci + W * v, x, tail);
       else
-        _mm256_storeu_ps(ci + 8 * v, x);
+        L::store(ci + W * v, x);
     }
   }
 }
 
-// One block of MR rows across all N columns: 16 at a time, then 8, then the masked rest.
-template <int MR>
+// One block of MR rows across all N columns: two vectors at a time, then one, then the masked rest.
+template <class L, int MR>
 inline void row_block(int N, int K, float alpha, const float* a, int64_t ars, int64_t acs, const float* B,
                       int64_t ldb, bool accumulate, float* c, int64_t ldc) {
-  const __m256i all = _mm256_set1_epi32(-1);
+  constexpr int W = L::W;
   int j = 0;
-  for (; j + 16 <= N; j += 16) micro<MR, 2, false>(K, alpha, a, ars, acs, B + j, ldb, accumulate, c + j, ldc, all);
-  if (j + 8 <= N) {
-    micro<MR, 1, false>(K, alpha, a, ars, acs, B + j, ldb, accumulate, c + j, ldc, all);
-    j += 8;
+  for (; j + 2 * W <= N; j += 2 * W)
+    micro<L, MR, 2, false>(K, alpha, a, ars, acs, B + j, ldb, accumulate, c + j, ldc, L::all());
+  if (j + W <= N) {
+    micro<L, MR, 1, false>(K, alpha, a, ars, acs, B + j, ldb, accumulate, c + j, ldc, L::all());
+    j += W;
   }
-  if (j < N)
-    micro<MR, 1, true>(K, alpha, a, ars, acs, B + j, ldb, accumulate, c + j, ldc,
-                       _mm256_castps_si256(tail_mask8(N - j)));
-}
-#endif
-
-#ifdef KVTIE_SIMD_AVX512
-// micro with 16 lanes per vector: MR rows × NV vectors of C; with kTail the last vector holds
-// only the lanes of `tail`. Twice the columns per FMA of the AVX2 kernel, summed in the same order,
-// so the two give the same bits.
-template <int MR, int NV, bool kTail>
-KVTIE_TILE_KERNEL inline void micro512(int K, float alpha, const float* a, int64_t ars, int64_t acs, const float* b,
-                                       int64_t ldb, bool accumulate, float* c, int64_t ldc, __mmask16 tail) {
-  __m512 acc[MR][NV];
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; i++)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
-  for (int k = 0; k < K; k++) {
-    const float* bk = b + k * ldb;
-    __m512 bv[NV];
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; v++)
-      bv[v] = in_register(kTail && v == NV - 1 ? _mm512_maskz_loadu_ps(tail, bk + 16 * v) : _mm512_loadu_ps(bk + 16 * v));
-    const float* ak = a + k * acs;
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; i++) {
-      const __m512 ai = _mm512_set1_ps(ak[i * ars]);
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
-    }
-  }
-  const __m512 scale = _mm512_set1_ps(alpha);
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; i++) {
-    float* ci = c + i * ldc;
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; v++) {
-      const __mmask16 m = kTail && v == NV - 1 ? tail : __mmask16(0xffff);
-      __m512 x = _mm512_mul_ps(acc[i][v], scale);
-      if (accumulate) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, ci + 16 * v));
-      _mm512_mask_storeu_ps(ci + 16 * v, m, x);
-    }
-  }
+  if (j < N) micro<L, MR, 1, true>(K, alpha, a, ars, acs, B + j, ldb, accumulate, c + j, ldc, L::first(N - j));
 }
 
-template <int MR>
-inline void row_block512(int N, int K, float alpha, const float* a, int64_t ars, int64_t acs, const float* B,
-                         int64_t ldb, bool accumulate, float* c, int64_t ldc) {
-  int j = 0;
-  for (; j + 32 <= N; j += 32) micro512<MR, 2, false>(K, alpha, a, ars, acs, B + j, ldb, accumulate, c + j, ldc, 0xffff);
-  if (j + 16 <= N) {
-    micro512<MR, 1, false>(K, alpha, a, ars, acs, B + j, ldb, accumulate, c + j, ldc, 0xffff);
-    j += 16;
-  }
-  if (j < N)
-    micro512<MR, 1, true>(K, alpha, a, ars, acs, B + j, ldb, accumulate, c + j, ldc,
-                          static_cast<__mmask16>((1u << (N - j)) - 1));
+// All M rows in blocks of MR (6 for AVX2's 16 registers: 12 accumulators; 8 for AVX-512's 32: 16),
+// then the remainder.
+template <class L, int MR>
+inline void row_blocks(int M, int N, int K, float alpha, const float* A, int64_t ars, int64_t acs, const float* B,
+                       int64_t ldb, bool accumulate, float* C, int64_t ldc) {
+  int i = 0;
+  for (; i + MR <= M; i += MR) row_block<L, MR>(N, K, alpha, A + i * ars, ars, acs, B, ldb, accumulate, C + i * ldc, ldc);
+  if constexpr (MR > 1)
+    if (i < M) row_blocks<L, MR - 1>(M - i, N, K, alpha, A + i * ars, ars, acs, B, ldb, accumulate, C + i * ldc, ldc);
 }
 #endif
 
@@ -175,39 +174,10 @@ inline void tile_gemm(bool trans_a, int M, int N, int K, float alpha, const floa
     return;
   }
   const int64_t ars = trans_a ? 1 : lda, acs = trans_a ? lda : 1;
-#ifdef KVTIE_SIMD_AVX512
-  using namespace tile_detail;
-  constexpr int kRows = 8;  // 16 accumulators of 32
-  int i = 0;
-  for (; i + kRows <= M; i += kRows)
-    row_block512<kRows>(N, K, alpha, A + i * ars, ars, acs, B, ldb, accumulate, C + i * ldc, ldc);
-  const float* a = A + i * ars;
-  float* c = C + i * ldc;
-  switch (M - i) {
-    case 7: row_block512<7>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
-    case 6: row_block512<6>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
-    case 5: row_block512<5>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
-    case 4: row_block512<4>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
-    case 3: row_block512<3>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
-    case 2: row_block512<2>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
-    case 1: row_block512<1>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
-    default: break;
-  }
+#if defined(KVTIE_SIMD_AVX512)
+  tile_detail::row_blocks<tile_detail::Lanes16, 8>(M, N, K, alpha, A, ars, acs, B, ldb, accumulate, C, ldc);
 #elif defined(KVTIE_SIMD_AVX2)
-  using namespace tile_detail;
-  constexpr int kRows = 6;
-  int i = 0;
-  for (; i + kRows <= M; i += kRows) row_block<kRows>(N, K, alpha, A + i * ars, ars, acs, B, ldb, accumulate, C + i * ldc, ldc);
-  const float* a = A + i * ars;
-  float* c = C + i * ldc;
-  switch (M - i) {
-    case 5: row_block<5>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
-    case 4: row_block<4>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
-    case 3: row_block<3>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
-    case 2: row_block<2>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
-    case 1: row_block<1>(N, K, alpha, a, ars, acs, B, ldb, accumulate, c, ldc); break;
-    default: break;
-  }
+  tile_detail::row_blocks<tile_detail::Lanes8, 6>(M, N, K, alpha, A, ars, acs, B, ldb, accumulate, C, ldc);
 #else
   for (int i = 0; i < M; i++) {
     float row[kLargest];  // N ≤ kLargest here: the guard above sent larger products to BLAS
