@@ -11,7 +11,7 @@
 // every element of op(A) broadcast from memory and every row of B loaded as two vectors. On the
 // tiny benchmark model this and the row-split weight gradients (linear.h) took a training step
 // from about 21 to 18 ms (AVX2); the AVX-512 kernel took kvtie's tiny rows from 234–291k to
-// 270–309k tokens/s on the AVX-512 machine.
+// 257–308k tokens/s on the AVX-512 machine.
 // Larger B goes to OpenBLAS, and so does double (gradient checks only).
 //
 // Each element of C is the sum over k in order, one FMA chain per element, whatever M, N and the
@@ -39,23 +39,24 @@ namespace tile_detail {
 
 #ifdef KVTIE_SIMD_AVX2
 // The vector operations of the kernel, per instruction set: W floats per vector, and a Mask of the
-// lanes a tail vector holds.
+// lanes a tail vector holds. Always inlined: the sanitize build compiles them at -O1 with ASan's
+// checks, and the -O3 kernel would call them for every FMA.
 struct Lanes8 {
   static constexpr int W = 8;
   using V = __m256;
   using Mask = __m256i;
-  static Mask all() { return _mm256_set1_epi32(-1); }
-  static Mask first(int n) { return _mm256_castps_si256(tail_mask8(n)); }
-  static V zero() { return _mm256_setzero_ps(); }
-  static V set1(float x) { return _mm256_set1_ps(x); }
-  static V broadcast(const float* p) { return _mm256_broadcast_ss(p); }
-  static V load(const float* p) { return _mm256_loadu_ps(p); }
-  static V load(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
-  static void store(float* p, V x) { _mm256_storeu_ps(p, x); }
-  static void store(float* p, V x, Mask m) { _mm256_maskstore_ps(p, m, x); }
-  static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
-  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  [[gnu::always_inline]] static Mask all() { return _mm256_set1_epi32(-1); }
+  [[gnu::always_inline]] static Mask first(int n) { return _mm256_castps_si256(tail_mask8(n)); }
+  [[gnu::always_inline]] static V zero() { return _mm256_setzero_ps(); }
+  [[gnu::always_inline]] static V set1(float x) { return _mm256_set1_ps(x); }
+  [[gnu::always_inline]] static V broadcast(const float* p) { return _mm256_broadcast_ss(p); }
+  [[gnu::always_inline]] static V load(const float* p) { return _mm256_loadu_ps(p); }
+  [[gnu::always_inline]] static V load(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
+  [[gnu::always_inline]] static void store(float* p, V x) { _mm256_storeu_ps(p, x); }
+  [[gnu::always_inline]] static void store(float* p, V x, Mask m) { _mm256_maskstore_ps(p, m, x); }
+  [[gnu::always_inline]] static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  [[gnu::always_inline]] static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  [[gnu::always_inline]] static V add(V a, V b) { return _mm256_add_ps(a, b); }
 };
 #endif
 #ifdef KVTIE_SIMD_AVX512
@@ -63,18 +64,18 @@ struct Lanes16 {
   static constexpr int W = 16;
   using V = __m512;
   using Mask = __mmask16;
-  static Mask all() { return 0xffff; }
-  static Mask first(int n) { return static_cast<__mmask16>((1u << n) - 1); }
-  static V zero() { return _mm512_setzero_ps(); }
-  static V set1(float x) { return _mm512_set1_ps(x); }
-  static V broadcast(const float* p) { return _mm512_set1_ps(*p); }
-  static V load(const float* p) { return _mm512_loadu_ps(p); }
-  static V load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
-  static void store(float* p, V x) { _mm512_storeu_ps(p, x); }
-  static void store(float* p, V x, Mask m) { _mm512_mask_storeu_ps(p, m, x); }
-  static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
-  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  [[gnu::always_inline]] static Mask all() { return 0xffff; }
+  [[gnu::always_inline]] static Mask first(int n) { return static_cast<__mmask16>((1u << n) - 1); }
+  [[gnu::always_inline]] static V zero() { return _mm512_setzero_ps(); }
+  [[gnu::always_inline]] static V set1(float x) { return _mm512_set1_ps(x); }
+  [[gnu::always_inline]] static V broadcast(const float* p) { return _mm512_set1_ps(*p); }
+  [[gnu::always_inline]] static V load(const float* p) { return _mm512_loadu_ps(p); }
+  [[gnu::always_inline]] static V load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  [[gnu::always_inline]] static void store(float* p, V x) { _mm512_storeu_ps(p, x); }
+  [[gnu::always_inline]] static void store(float* p, V x, Mask m) { _mm512_mask_storeu_ps(p, m, x); }
+  [[gnu::always_inline]] static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  [[gnu::always_inline]] static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  [[gnu::always_inline]] static V add(V a, V b) { return _mm512_add_ps(a, b); }
 };
 #endif
 
