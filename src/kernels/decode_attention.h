@@ -14,7 +14,7 @@
 // scores are int32 dot products with the codes (VNNI vpdpwssd where present), the value sum runs
 // on int16-rounded softmax weights — and each row's scale is folded into its score and its weight,
 // one multiply per row instead of per element. (Head sizes that are not a multiple of 32 widen
-// int8/int4 to float too.)
+// int8/int4 to float too, and so does the group path of decode_group.h, but for int8 on AVX-512.)
 #include <cstdint>
 #include <string_view>
 
