@@ -135,7 +135,7 @@ void rows_avx2(float* out, const float* x, const float* w, int C, int OC, int oc
 
 using RowsFn = void (*)(float*, const float*, const float*, int, int, int, int, bool);
 
-RowsFn pick(DecodeIsa isa, int N) {
+RowsFn pick(DecodeIsa isa, [[maybe_unused]] int N) {  // N: unused without a vector path
   switch (isa) {
 #ifdef KVTIE_SIMD_AVX512
     case DecodeIsa::avx512: {
