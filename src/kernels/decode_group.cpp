@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/decode_attention.h"
@@ -410,12 +411,21 @@ struct GroupAvx512 {
 
 // A block of `heads` heads through R's scores kernel for 8, 4 or 2 heads (the queries of absent
 // heads are zero).
-template <class R, int HD>
-void group_scores(float* p, const float* q, int heads, const float* rows, int64_t rs, const float* scale, int n,
-                  bool ahead) {
-  if (heads > 4) return R::template block_scores<HD, 8>(p, q, rows, rs, scale, n, ahead);
-  if (heads > 2) return R::template block_scores<HD, 4>(p, q, rows, rs, scale, n, ahead);
-  R::template block_scores<HD, 2>(p, q, rows, rs, scale, n, ahead);
+// f(std::integral_constant<int, HQ>) for the scores kernel of a block of `heads` heads: 8, 4 or 2
+// heads per pass (the queries of absent heads are zero).
+template <class F>
+void by_block_heads(int heads, F f) {
+  if (heads > 4) return f(std::integral_constant<int, 8>{});
+  if (heads > 2) return f(std::integral_constant<int, 4>{});
+  f(std::integral_constant<int, 2>{});
+}
+
+// The online softmax state of `padded` heads at its start, and the tile's score buffer.
+void start_state(GroupScratch& s, int padded, int hd) {
+  s.acc.assign(static_cast<size_t>(padded) * hd, 0.0f);
+  s.m.assign(padded, kNegInf);
+  s.l.assign(padded, 0.0f);
+  s.p.resize(static_cast<size_t>(kRows) * kLanes);
 }
 
 #ifdef KVTIE_SIMD_AVX512
@@ -432,10 +442,7 @@ void group_attend_int(const DecodeGroupItem& it, float* ml, float* acc_out) {
   for (int h = 0; h < G; h++)
     s.qscale[h] = round_to_int16(s.q16.data() + static_cast<size_t>(h) * HD, it.q + static_cast<int64_t>(h) * HD, HD) *
                   it.scale;
-  s.acc.assign(static_cast<size_t>(padded) * HD, 0.0f);
-  s.m.assign(padded, kNegInf);
-  s.l.assign(padded, 0.0f);
-  s.p.resize(static_cast<size_t>(kRows) * kLanes);
+  start_state(s, padded, HD);
   s.pw.resize(static_cast<size_t>(kRows) / 2 * kLanes);
   s.vscale.resize(kRows);
   for (int first = 0; first < it.count; first += kRows) {
@@ -449,12 +456,7 @@ void group_attend_int(const DecodeGroupItem& it, float* ml, float* acc_out) {
       const float* qs = s.qscale.data() + b * kLanes;
       float* p = s.p.data();
       const bool ahead = b == 0;
-      if (heads > 4)
-        R::block_scores_int<HD, 8>(p, qb, qs, K, it.stride, n, ahead);
-      else if (heads > 2)
-        R::block_scores_int<HD, 4>(p, qb, qs, K, it.stride, n, ahead);
-      else
-        R::block_scores_int<HD, 2>(p, qb, qs, K, it.stride, n, ahead);
+      by_block_heads(heads, [&](auto hq) { R::block_scores_int<HD, hq()>(p, qb, qs, K, it.stride, n, ahead); });
       alignas(32) float c[kLanes], ws[kLanes];
       R::softmax(p, n, s.vscale.data(), s.m.data() + b * kLanes, s.l.data() + b * kLanes, c);
       R::pack_weights(s.pw.data(), ws, p, n);
@@ -483,10 +485,7 @@ void group_attend(const DecodeGroupItem& it, float* ml, float* acc_out) {
   // The queries, scaled and padded with zero heads to whole blocks.
   s.q.assign(static_cast<size_t>(padded) * HD, 0.0f);
   for (int64_t i = 0; i < static_cast<int64_t>(G) * HD; i++) s.q[i] = it.q[i] * it.scale;
-  s.acc.assign(static_cast<size_t>(padded) * HD, 0.0f);
-  s.m.assign(padded, kNegInf);
-  s.l.assign(padded, 0.0f);
-  s.p.resize(static_cast<size_t>(kRows) * kLanes);
+  start_state(s, padded, HD);
   if (!fp32) {
     s.krows.resize(static_cast<size_t>(kRows) * HD), s.kscale.resize(kRows);
     if (!shared) s.vrows.resize(static_cast<size_t>(kRows) * HD), s.vscale.resize(kRows);
@@ -517,7 +516,7 @@ void group_attend(const DecodeGroupItem& it, float* ml, float* acc_out) {
       const float* qb = s.q.data() + static_cast<int64_t>(b) * kLanes * HD;
       float* p = s.p.data();
       const bool ahead = fp32 && b == 0;  // the first block's pass reads the rows from memory
-      group_scores<R, HD>(p, qb, heads, K, ks, kscale, n, ahead);
+      by_block_heads(heads, [&](auto hq) { R::template block_scores<HD, hq()>(p, qb, K, ks, kscale, n, ahead); });
       alignas(32) float c[kLanes];
       R::softmax(p, n, vscale, s.m.data() + b * kLanes, s.l.data() + b * kLanes, c);
       float* acc = s.acc.data() + static_cast<int64_t>(b) * kLanes * HD;
