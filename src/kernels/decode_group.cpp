@@ -28,6 +28,7 @@ struct GroupScratch {
   std::vector<float> q, acc, m, l, krows, vrows, kscale, vscale, p, qscale;
   std::vector<int16_t> q16;
   std::vector<int32_t> pw;
+  std::vector<uint16_t> qpairs;  // the bf16 path's queries (pack_queries_bf16), 64-byte aligned in it
 };
 
 // The row arithmetic of a block of up to kLanes heads, one struct per instruction set. Both
@@ -395,6 +396,97 @@ struct GroupAvx512 {
     _mm256_storeu_ps(corr, c);
   }
 
+#ifdef KVTIE_SIMD_AVX512_BF16
+  // ---- bf16 rows read as stored, blocks of 8 heads ----
+  // The scores need no horizontal sums: a row's elements 4d … 4d + 3 are broadcast to every pair
+  // of lanes, and lane 2h + e of query vector d holds head h's elements 4d + 2e and 4d + 2e + 1,
+  // so vdpbf16ps adds two of head h's products into each of its two lanes; those two lanes are
+  // added once per row. Each query element is the sum of two bf16 (hi, lo: 16 significant bits),
+  // so the scores are as exact as float arithmetic on the rows (the products of bf16 are exact in
+  // fp32). The value sums widen each row as they read it: no tile of float rows, no second pass.
+
+  // qp[(2d + k)·32 + 2(2h + e) + i]: k = 0 the hi part, 1 the lo part, of head h's element
+  // 4d + 2e + i (q: 8 heads × hd, scaled).
+  static void pack_queries_bf16(uint16_t* qp, const float* q, int hd) {
+    for (int d = 0; d < hd / 4; d++)
+      for (int h = 0; h < kLanes; h++)
+        for (int i = 0; i < 4; i++) {
+          const float x = q[h * hd + 4 * d + i];
+          const uint16_t hi = to_bf16(x), lo = to_bf16(x - from_bf16(hi));
+          const int at = 2 * (2 * h + i / 2) + i % 2;
+          qp[(2 * d) * 32 + at] = hi;
+          qp[(2 * d + 1) * 32 + at] = lo;
+        }
+  }
+
+  // p[j·8 + h] = q_h · row_j for the block's 8 heads, 8 rows at a time: 16 accumulators (hi and lo
+  // apart), so that 16 chains of HD/4 instructions hide vdpbf16ps's latency.
+  template <int HD>
+  static void block_scores_bf16(float* p, const uint16_t* qp, const uint8_t* rows, int64_t rs, int n, bool ahead) {
+    constexpr int RB = 8;
+    // lanes 4L … 4L + 3 of a row pair's sums: row x heads 2L, 2L + 1, then row x + 1 the same
+    const __m512i order = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+    for (int j = 0; j < n; j += RB) {
+      const int live = std::min(RB, n - j);
+      const uint8_t* r[RB];
+      for (int x = 0; x < RB; x++) r[x] = rows + std::min(j + x, n - 1) * rs;
+      if (ahead) prefetch_ahead<kCacheAhead>(r[0], live * rs);
+      __m512 hi[RB], lo[RB];
+      for (int x = 0; x < RB; x++) hi[x] = _mm512_setzero_ps(), lo[x] = _mm512_setzero_ps();
+      for (int d = 0; d < HD / 4; d++) {
+        const __m512bh qh = (__m512bh)_mm512_load_si512(qp + (2 * d) * 32);
+        const __m512bh ql = (__m512bh)_mm512_load_si512(qp + (2 * d + 1) * 32);
+        for (int x = 0; x < RB; x++) {
+          int64_t four;
+          std::memcpy(&four, r[x] + 8 * d, 8);
+          const __m512bh k = (__m512bh)_mm512_set1_epi64(four);
+          hi[x] = _mm512_dpbf16_ps(hi[x], k, qh);
+          lo[x] = _mm512_dpbf16_ps(lo[x], k, ql);
+        }
+      }
+      for (int x = 0; x < live; x += 2) {
+        const __m512 a = _mm512_add_ps(hi[x], lo[x]), b = _mm512_add_ps(hi[x + 1], lo[x + 1]);
+        const __m512 sums = _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+                                          _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+        _mm512_mask_storeu_ps(p + kLanes * (j + x), x + 1 < live ? __mmask16(0xffff) : __mmask16(0x00ff),
+                              _mm512_permutexvar_ps(order, sums));
+      }
+    }
+  }
+
+  // 16 bf16 as floats.
+  static __m512 bf16x16(const uint8_t* v) {
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v))), 16));
+  }
+
+  // acc_h = acc_h · corr_h + Σ_j p[j·8 + h] · row_j for the block's 8 heads, 32 elements at a time
+  // (16 accumulators): each row is widened once.
+  template <int HD>
+  static void values_bf16(float* acc, const float* corr, const float* p, const uint8_t* rows, int64_t rs, int n,
+                          bool ahead) {
+    for (int c0 = 0; c0 < HD / 16; c0 += 2) {
+      __m512 a[kLanes][2];
+      for (int h = 0; h < kLanes; h++) {
+        const __m512 c = _mm512_set1_ps(corr[h]);
+        for (int i = 0; i < 2; i++) a[h][i] = _mm512_mul_ps(_mm512_loadu_ps(acc + h * HD + 16 * (c0 + i)), c);
+      }
+      for (int j = 0; j < n; j++) {
+        const uint8_t* v = rows + j * rs + 32 * c0;
+        if (ahead && c0 == 0) prefetch_ahead<kValueAhead>(v, rs);
+        const __m512 x0 = in_register(bf16x16(v)), x1 = in_register(bf16x16(v + 32));
+        for (int h = 0; h < kLanes; h++) {
+          const __m512 w = _mm512_set1_ps(p[kLanes * j + h]);
+          a[h][0] = _mm512_fmadd_ps(w, x0, a[h][0]);
+          a[h][1] = _mm512_fmadd_ps(w, x1, a[h][1]);
+        }
+      }
+      for (int h = 0; h < kLanes; h++)
+        for (int i = 0; i < 2; i++) _mm512_storeu_ps(acc + h * HD + 16 * (c0 + i), a[h][i]);
+    }
+  }
+#endif  // KVTIE_SIMD_AVX512_BF16
+
   // Four heads at a time (two for the last one or two); a padded head's sums are never read.
   template <int HD>
   static void values(float* acc, const float* corr, const float* p, int heads, const float* rows, int64_t rs, int n,
@@ -472,11 +564,53 @@ void group_attend_int(const DecodeGroupItem& it, float* ml, float* acc_out) {
 }
 #endif
 
+#ifdef KVTIE_SIMD_AVX512_BF16
+// group_attend for bf16 rows and groups of whole blocks of 8 heads (GroupAvx512's *_bf16 kernels).
+template <int HD>
+void group_attend_bf16(const DecodeGroupItem& it, float* ml, float* acc_out) {
+  using R = GroupAvx512;
+  const int G = it.group, blocks = G / kLanes;
+  constexpr int64_t kBlockPairs = HD / 4 * 64;  // a block's packed queries, in uint16
+  thread_local GroupScratch s;
+  s.q.resize(static_cast<size_t>(G) * HD);
+  for (int64_t i = 0; i < static_cast<int64_t>(G) * HD; i++) s.q[i] = it.q[i] * it.scale;
+  s.qpairs.resize(static_cast<size_t>(blocks * kBlockPairs + 32));  // + 64 bytes to align
+  uint16_t* qp = reinterpret_cast<uint16_t*>((reinterpret_cast<uintptr_t>(s.qpairs.data()) + 63) & ~uintptr_t{63});
+  for (int b = 0; b < blocks; b++)
+    R::pack_queries_bf16(qp + b * kBlockPairs, s.q.data() + static_cast<int64_t>(b) * kLanes * HD, HD);
+  start_state(s, G, HD);
+  const bool shared = it.values == it.keys;
+  for (int first = 0; first < it.count; first += kRows) {
+    const int n = std::min(kRows, it.count - first);
+    const uint8_t* K = it.keys + first * it.stride;
+    const uint8_t* V = it.values + first * it.stride;
+    for (int b = 0; b < blocks; b++) {
+      float* p = s.p.data();
+      R::block_scores_bf16<HD>(p, qp + b * kBlockPairs, K, it.stride, n, b == 0);
+      alignas(32) float c[kLanes];
+      R::softmax(p, n, nullptr, s.m.data() + b * kLanes, s.l.data() + b * kLanes, c);
+      // With K=V the score pass has just read these rows.
+      R::values_bf16<HD>(s.acc.data() + static_cast<int64_t>(b) * kLanes * HD, c, p, V, it.stride, n,
+                         b == 0 && !shared);
+    }
+  }
+  for (int h = 0; h < G; h++) {
+    ml[2 * h] = s.m[h], ml[2 * h + 1] = s.l[h];
+    std::copy(s.acc.begin() + static_cast<int64_t>(h) * HD, s.acc.begin() + static_cast<int64_t>(h + 1) * HD,
+              acc_out + static_cast<int64_t>(h) * HD);
+  }
+}
+#endif
+
 template <class R, int HD>
 void group_attend(const DecodeGroupItem& it, float* ml, float* acc_out) {
 #ifdef KVTIE_SIMD_AVX512
   if constexpr (R::kIsa == DecodeIsa::avx512)
     if (it.int_codes) return group_attend_int<HD>(it, ml, acc_out);
+#endif
+#ifdef KVTIE_SIMD_AVX512_BF16
+  if constexpr (R::kIsa == DecodeIsa::avx512)
+    if (it.dtype == KvDType::bf16 && it.group % kLanes == 0) return group_attend_bf16<HD>(it, ml, acc_out);
 #endif
   const int G = it.group, blocks = (G + kLanes - 1) / kLanes, padded = blocks * kLanes;
   const bool fp32 = it.dtype == KvDType::fp32, shared = it.values == it.keys;
