@@ -26,10 +26,17 @@ constexpr int kLanes = 8;  // heads per block: the scores of a row are kLanes fl
 // Per thread and reused, so that decode steps do not allocate.
 struct GroupScratch {
   std::vector<float> q, acc, m, l, krows, vrows, kscale, vscale, p, qscale;
-  std::vector<int16_t> q16;
+  std::vector<int16_t> q16, qpairs16, k16, v16;  // the last three through aligned64
   std::vector<int32_t> pw;
-  std::vector<uint16_t> qpairs;  // the bf16 path's queries (pack_queries_bf16), 64-byte aligned in it
+  std::vector<uint16_t> qpairs;  // the bf16 path's queries (pack_queries_bf16), through aligned64
 };
+
+// `count` elements of v starting at a 64-byte boundary (v grows to hold them).
+template <class T>
+T* aligned64(std::vector<T>& v, size_t count) {
+  v.resize(count + 64 / sizeof(T));
+  return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t{63});
+}
 
 // The row arithmetic of a block of up to kLanes heads, one struct per instruction set. Both
 // leave the same layout, the one the lane-wise online softmax of group_attend reads:
@@ -254,6 +261,10 @@ struct GroupAvx512 {
   static void block_scores_int(float* p, const int16_t* q16, const float* qscale, const uint8_t* rows, int64_t rs,
                                int n, bool ahead) {
     constexpr int NB = HD / 32, R = 16 / HQ;
+    alignas(64) float f[16];
+    for (int x = 0; x < R; x++)
+      for (int h = 0; h < HQ; h++) f[x * HQ + h] = qscale[h];
+    const __m512 qs = _mm512_load_ps(f);
     for (int j = 0; j < n; j += R) {
       const int live = std::min(R, n - j);
       const uint8_t* r[R];
@@ -269,12 +280,13 @@ struct GroupAvx512 {
           for (int x = 0; x < R; x++) a[x * HQ + h] = dot_pairs512(a[x * HQ + h], k[x], qv);
         }
       }
-      alignas(64) float f[16];
-      for (int x = 0; x < R; x++) {
-        const float rsc = row_scale(r[x], HD);
-        for (int h = 0; h < HQ; h++) f[x * HQ + h] = rsc * qscale[h];
-      }
-      store_scores<HQ>(p, j, live, _mm512_mul_ps(hsum16i(a), _mm512_load_ps(f)));
+      // Lane x·HQ + h: row x's scale times head h's. Built in registers: a vector load of scalar
+      // stores would wait for them to retire (no store forwarding).
+      __m512 rsc = _mm512_set1_ps(row_scale(r[0], HD));
+      for (int x = 1; x < R; x++)
+        rsc = _mm512_mask_mov_ps(rsc, static_cast<__mmask16>(((1u << HQ) - 1) << (x * HQ)),
+                                 _mm512_set1_ps(row_scale(r[x], HD)));
+      store_scores<HQ>(p, j, live, _mm512_mul_ps(hsum16i(a), _mm512_mul_ps(rsc, qs)));
     }
   }
 
@@ -329,6 +341,97 @@ struct GroupAvx512 {
         _mm512_storeu_ps(a, _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[h][b]), ws, _mm512_mul_ps(_mm512_loadu_ps(a), c)));
         _mm512_storeu_ps(a + 16,
                          _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[h][b]), ws, _mm512_mul_ps(_mm512_loadu_ps(a + 16), c)));
+      }
+    }
+  }
+
+  // Blocks of 8 heads take the tile's codes widened to int16 once (widen_codes), and compute as
+  // the bf16 path does: scores without horizontal sums (block_scores_wide: a row's codes 4d … 4d + 3
+  // broadcast to every pair of lanes, lane 2h + e of query vector d holding head h's elements
+  // 4d + 2e, 4d + 2e + 1), and value sums of all 8 heads per pass over the rows (values_wide).
+
+  // qp[d·32 + 2(2h + e) + i] = head h's int16 query element 4d + 2e + i.
+  static void pack_queries_int(int16_t* qp, const int16_t* q16, int hd) {
+    for (int d = 0; d < hd / 4; d++)
+      for (int h = 0; h < kLanes; h++)
+        for (int i = 0; i < 4; i++) qp[d * 32 + 2 * (2 * h + i / 2) + i % 2] = q16[h * hd + 4 * d + i];
+  }
+
+  // dst[j·HD …] = row j's codes as int16, scale[j] = its scale.
+  template <int HD>
+  static void widen_codes(int16_t* dst, float* scale, const uint8_t* rows, int64_t rs, int n, bool ahead) {
+    for (int j = 0; j < n; j++) {
+      const uint8_t* r = rows + j * rs;
+      if (ahead) prefetch_ahead<kCacheAhead>(r, rs);
+      for (int b = 0; b < HD / 32; b++) _mm512_store_si512(dst + j * HD + 32 * b, codes32(r, b));
+      scale[j] = row_scale(r, HD);
+    }
+  }
+
+  // p[j·8 + h] = q_h · row_j · qscale[h] · kscale[j] for the block's 8 heads, 8 rows at a time, each
+  // row's even and odd steps of d in separate accumulators (16 chains).
+  template <int HD>
+  static void block_scores_wide(float* p, const int16_t* qp, const float* qscale, const int16_t* k16,
+                                const float* kscale, int n) {
+    constexpr int RB = 8;
+    const __m512i order = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+    const __m256 qs8 = _mm256_loadu_ps(qscale);
+    const __m512 qs = join8(qs8, qs8);
+    for (int j = 0; j < n; j += RB) {
+      const int live = std::min(RB, n - j);
+      const int16_t* r[RB];
+      for (int x = 0; x < RB; x++) r[x] = k16 + std::min(j + x, n - 1) * HD;
+      __m512i even[RB], odd[RB];
+      for (int x = 0; x < RB; x++) even[x] = _mm512_setzero_si512(), odd[x] = _mm512_setzero_si512();
+      for (int d = 0; d < HD / 4; d += 2) {
+        const __m512i q0 = _mm512_load_si512(qp + d * 32), q1 = _mm512_load_si512(qp + (d + 1) * 32);
+        for (int x = 0; x < RB; x++) {
+          int64_t k0, k1;
+          std::memcpy(&k0, r[x] + 4 * d, 8);
+          std::memcpy(&k1, r[x] + 4 * d + 4, 8);
+          even[x] = in_register(dot_pairs512(even[x], _mm512_set1_epi64(k0), q0));
+          odd[x] = in_register(dot_pairs512(odd[x], _mm512_set1_epi64(k1), q1));
+        }
+      }
+      for (int x = 0; x < live; x += 2) {
+        const __m512 a = _mm512_castsi512_ps(_mm512_add_epi32(even[x], odd[x]));
+        const __m512 b = _mm512_castsi512_ps(_mm512_add_epi32(even[x + 1], odd[x + 1]));
+        const __m512i sums = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))),
+                                              _mm512_castps_si512(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))));
+        const bool pair = x + 1 < live;
+        const __m512 rsc = _mm512_mask_mov_ps(_mm512_set1_ps(kscale[j + x]), __mmask16(0xff00),
+                                              _mm512_set1_ps(kscale[pair ? j + x + 1 : j + x]));
+        _mm512_mask_storeu_ps(p + kLanes * (j + x), pair ? __mmask16(0xffff) : __mmask16(0x00ff),
+                              _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutexvar_epi32(order, sums)),
+                                            _mm512_mul_ps(rsc, qs)));
+      }
+    }
+  }
+
+  // As values_int for the block's 8 heads from the widened rows v16: 32 elements of every head per
+  // pass, so that each pair of rows is interleaved once.
+  template <int HD>
+  static void values_wide(float* acc, const float* corr, const int32_t* pw, const float* wscale, const int16_t* v16,
+                          int n) {
+    for (int b = 0; b < HD / 32; b++) {
+      __m512i lo[kLanes], hi[kLanes];
+      for (int h = 0; h < kLanes; h++) lo[h] = _mm512_setzero_si512(), hi[h] = _mm512_setzero_si512();
+      for (int j = 0; j < n; j += 2) {
+        const __m512i x0 = _mm512_load_si512(v16 + j * HD + 32 * b);
+        const __m512i x1 = j + 1 < n ? _mm512_load_si512(v16 + (j + 1) * HD + 32 * b) : _mm512_setzero_si512();
+        const __m512i ul = in_register(_mm512_unpacklo_epi16(x0, x1)), uh = in_register(_mm512_unpackhi_epi16(x0, x1));
+        for (int h = 0; h < kLanes; h++) {
+          const __m512i w = _mm512_set1_epi32(pw[kLanes * (j / 2) + h]);
+          lo[h] = dot_pairs512(lo[h], ul, w);
+          hi[h] = dot_pairs512(hi[h], uh, w);
+        }
+      }
+      for (int h = 0; h < kLanes; h++) {
+        const __m512 c = _mm512_set1_ps(corr[h]), ws = _mm512_set1_ps(wscale[h]);
+        float* a = acc + h * HD + 32 * b;
+        _mm512_storeu_ps(a, _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[h]), ws, _mm512_mul_ps(_mm512_loadu_ps(a), c)));
+        _mm512_storeu_ps(a + 16,
+                         _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[h]), ws, _mm512_mul_ps(_mm512_loadu_ps(a + 16), c)));
       }
     }
   }
@@ -521,6 +624,46 @@ void start_state(GroupScratch& s, int padded, int hd) {
 }
 
 #ifdef KVTIE_SIMD_AVX512
+// The state (max, sum, value sums) of every head into ml and acc_out, the value sums from
+// values_int's order to element order.
+void finish_int(const GroupScratch& s, int G, int hd, float* ml, float* acc_out) {
+  for (int h = 0; h < G; h++) {
+    ml[2 * h] = s.m[h], ml[2 * h + 1] = s.l[h];
+    unpermute_pairs512(acc_out + static_cast<int64_t>(h) * hd, s.acc.data() + static_cast<int64_t>(h) * hd, hd);
+  }
+}
+
+// group_attend_int for groups of whole blocks of 8 heads: the tile's codes widened once
+// (GroupAvx512's widen_codes, block_scores_wide, values_wide). s holds the int16 queries, their
+// scales and the start of the softmax state.
+template <int HD>
+void group_attend_wide(const DecodeGroupItem& it, GroupScratch& s, float* ml, float* acc_out) {
+  using R = GroupAvx512;
+  const int G = it.group, blocks = G / kLanes;
+  constexpr int64_t kBlockQ = HD / 4 * 32;  // a block's packed queries, in int16
+  int16_t* qp = aligned64(s.qpairs16, static_cast<size_t>(blocks * kBlockQ));
+  for (int b = 0; b < blocks; b++) R::pack_queries_int(qp + b * kBlockQ, s.q16.data() + b * kLanes * HD, HD);
+  const bool shared = it.values == it.keys;
+  int16_t* k16 = aligned64(s.k16, static_cast<size_t>(kRows) * HD);
+  int16_t* v16 = shared ? k16 : aligned64(s.v16, static_cast<size_t>(kRows) * HD);
+  s.kscale.resize(kRows);
+  for (int first = 0; first < it.count; first += kRows) {
+    const int n = std::min(kRows, it.count - first);
+    R::widen_codes<HD>(k16, s.kscale.data(), it.keys + first * it.stride, it.stride, n, true);
+    if (!shared) R::widen_codes<HD>(v16, s.vscale.data(), it.values + first * it.stride, it.stride, n, true);
+    const float* vscale = shared ? s.kscale.data() : s.vscale.data();
+    for (int b = 0; b < blocks; b++) {
+      float* p = s.p.data();
+      R::block_scores_wide<HD>(p, qp + b * kBlockQ, s.qscale.data() + b * kLanes, k16, s.kscale.data(), n);
+      alignas(32) float c[kLanes], ws[kLanes];
+      R::softmax(p, n, vscale, s.m.data() + b * kLanes, s.l.data() + b * kLanes, c);
+      R::pack_weights(s.pw.data(), ws, p, n);
+      R::values_wide<HD>(s.acc.data() + static_cast<int64_t>(b) * kLanes * HD, c, s.pw.data(), ws, v16, n);
+    }
+  }
+  finish_int(s, G, HD, ml, acc_out);
+}
+
 // group_attend for int8 rows on the integer path (GroupAvx512's block_scores_int … values_int).
 template <int HD>
 void group_attend_int(const DecodeGroupItem& it, float* ml, float* acc_out) {
@@ -537,6 +680,7 @@ void group_attend_int(const DecodeGroupItem& it, float* ml, float* acc_out) {
   start_state(s, padded, HD);
   s.pw.resize(static_cast<size_t>(kRows) / 2 * kLanes);
   s.vscale.resize(kRows);
+  if (G % kLanes == 0) return group_attend_wide<HD>(it, s, ml, acc_out);
   for (int first = 0; first < it.count; first += kRows) {
     const int n = std::min(kRows, it.count - first);
     const uint8_t* K = it.keys + first * it.stride;
@@ -557,10 +701,7 @@ void group_attend_int(const DecodeGroupItem& it, float* ml, float* acc_out) {
         R::values_int<HD, HV>(acc, c, s.pw.data(), ws, h0, V, it.stride, n, ahead && h0 == 0);
     }
   }
-  for (int h = 0; h < G; h++) {
-    ml[2 * h] = s.m[h], ml[2 * h + 1] = s.l[h];
-    unpermute_pairs512(acc_out + static_cast<int64_t>(h) * HD, s.acc.data() + static_cast<int64_t>(h) * HD, HD);
-  }
+  finish_int(s, G, HD, ml, acc_out);
 }
 #endif
 
@@ -574,8 +715,7 @@ void group_attend_bf16(const DecodeGroupItem& it, float* ml, float* acc_out) {
   thread_local GroupScratch s;
   s.q.resize(static_cast<size_t>(G) * HD);
   for (int64_t i = 0; i < static_cast<int64_t>(G) * HD; i++) s.q[i] = it.q[i] * it.scale;
-  s.qpairs.resize(static_cast<size_t>(blocks * kBlockPairs + 32));  // + 64 bytes to align
-  uint16_t* qp = reinterpret_cast<uint16_t*>((reinterpret_cast<uintptr_t>(s.qpairs.data()) + 63) & ~uintptr_t{63});
+  uint16_t* qp = aligned64(s.qpairs, static_cast<size_t>(blocks * kBlockPairs));
   for (int b = 0; b < blocks; b++)
     R::pack_queries_bf16(qp + b * kBlockPairs, s.q.data() + static_cast<int64_t>(b) * kLanes * HD, HD);
   start_state(s, G, HD);
