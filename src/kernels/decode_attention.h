@@ -10,7 +10,8 @@
 // The row arithmetic is vectorised (AVX-512 or AVX2, chosen at compile time, with a plain C++
 // fallback that is also the reference the tests compare the vector paths with). Dequantisation
 // happens on the fly, a tile at a time: bf16/fp16 rows are widened into an L1-resident float tile
-// (fp32 rows are read in place); int8/int4 rows stay integer — the query is rounded to int16 once,
+// (fp32 rows are read in place; the AVX-512 group path reads bf16 rows as stored for whole blocks
+// of 8 heads, see decode_group.h); int8/int4 rows stay integer — the query is rounded to int16 once,
 // scores are int32 dot products with the codes (VNNI vpdpwssd where present), the value sum runs
 // on int16-rounded softmax weights — and each row's scale is folded into its score and its weight,
 // one multiply per row instead of per element. (Head sizes that are not a multiple of 32 widen

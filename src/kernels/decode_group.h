@@ -8,9 +8,12 @@
 // a row, read (and dequantised) once into L1, meets the queries of 8 heads at a time: their 8
 // scores are one vector (8 dot products reduced together), the online softmax runs on those
 // vectors (one exp for 8 heads), and the value sums are register-blocked (AVX2: 2 heads × 32
-// elements; AVX-512: 16 dot products reduced per pass, 4 heads × 64 elements). The per-head path
-// of decode_attention.cpp instead walks the tile once per head, with a horizontal sum per score
-// and a scalar softmax: fine for one head, 3–5× slower at eight.
+// elements; AVX-512: 16 dot products reduced per pass, 4 heads × 64 elements). On AVX-512, whole
+// blocks of 8 heads of bf16 and int8 rows skip the horizontal sums altogether: a row's elements
+// are broadcast to every lane pair and the query vectors hold the 8 heads' elements side by side
+// (vdpbf16ps on the bf16 rows as stored, vpdpwssd on int8 codes widened once per tile). The
+// per-head path of decode_attention.cpp instead walks the tile once per head, with a horizontal
+// sum per score and a scalar softmax: fine for one head, 3–5× slower at eight.
 #include <cstdint>
 
 #include "kernels/decode_attention.h"

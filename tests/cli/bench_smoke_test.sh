@@ -26,6 +26,7 @@ prints decode '"paired_roofline_fraction"' \
   "$bench/decode" --context 64 --batch 1 2 --dtype fp32 int8 --layers 1 --d-model 64 --heads 2 --steps 3 \
   --variants QKV Q-K=V --budget-gib 0.001 --budget-context 64 --no-cache-context 32 --json
 check decode_ratio grep -q '"ratio":"Q-K=V/QKV"' out.txt
+check decode_interleaved grep -q '"interleaved":' out.txt
 prints decode_kernel '"mem_ns_per_pos"' \
   "$bench/decode_kernel" --l3-context 64 --mem-context 256 --mem-batch 1 --heads 2 --kv-heads 2 \
   --dtype fp32 int8 --rounds 1 --json
