@@ -350,11 +350,25 @@ struct GroupAvx512 {
   // broadcast to every pair of lanes, lane 2h + e of query vector d holding head h's elements
   // 4d + 2e, 4d + 2e + 1), and value sums of all 8 heads per pass over the rows (values_wide).
 
-  // qp[d·32 + 2(2h + e) + i] = head h's int16 query element 4d + 2e + i.
+  // Where head h's element 4d + i goes among a query vector's 32 16-bit halves: lane 2h + i / 2,
+  // half i % 2 (the blocks of 8 heads of bf16 and int8 rows).
+  static constexpr int pair_lane(int h, int i) { return 2 * (2 * h + i / 2) + i % 2; }
+
+  // Rows x and x + 1's sums in those lanes (a, b) → their 8 heads' scores, row x in lanes 0–7 and
+  // x + 1 in 8–15. `add` as in hsum16_by.
+  template <class Add>
+  static __m512 pair_rows_by(__m512 a, __m512 b, Add add) {
+    // per 128-bit lane L: row x heads 2L, 2L + 1, then row x + 1 the same
+    const __m512 sums =
+        add(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15), sums);
+  }
+
+  // qp[d·32 + pair_lane(h, i)] = head h's int16 query element 4d + i.
   static void pack_queries_int(int16_t* qp, const int16_t* q16, int hd) {
     for (int d = 0; d < hd / 4; d++)
       for (int h = 0; h < kLanes; h++)
-        for (int i = 0; i < 4; i++) qp[d * 32 + 2 * (2 * h + i / 2) + i % 2] = q16[h * hd + 4 * d + i];
+        for (int i = 0; i < 4; i++) qp[d * 32 + pair_lane(h, i)] = q16[h * hd + 4 * d + i];
   }
 
   // dst[j·HD …] = row j's codes as int16, scale[j] = its scale.
@@ -374,7 +388,6 @@ struct GroupAvx512 {
   static void block_scores_wide(float* p, const int16_t* qp, const float* qscale, const int16_t* k16,
                                 const float* kscale, int n) {
     constexpr int RB = 8;
-    const __m512i order = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
     const __m256 qs8 = _mm256_loadu_ps(qscale);
     const __m512 qs = join8(qs8, qs8);
     for (int j = 0; j < n; j += RB) {
@@ -393,17 +406,17 @@ struct GroupAvx512 {
           odd[x] = in_register(dot_pairs512(odd[x], _mm512_set1_epi64(k1), q1));
         }
       }
+      const auto add = [](__m512 u, __m512 v) {
+        return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(u), _mm512_castps_si512(v)));
+      };
       for (int x = 0; x < live; x += 2) {
-        const __m512 a = _mm512_castsi512_ps(_mm512_add_epi32(even[x], odd[x]));
-        const __m512 b = _mm512_castsi512_ps(_mm512_add_epi32(even[x + 1], odd[x + 1]));
-        const __m512i sums = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))),
-                                              _mm512_castps_si512(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))));
+        const __m512 sums = pair_rows_by(_mm512_castsi512_ps(_mm512_add_epi32(even[x], odd[x])),
+                                         _mm512_castsi512_ps(_mm512_add_epi32(even[x + 1], odd[x + 1])), add);
         const bool pair = x + 1 < live;
         const __m512 rsc = _mm512_mask_mov_ps(_mm512_set1_ps(kscale[j + x]), __mmask16(0xff00),
                                               _mm512_set1_ps(kscale[pair ? j + x + 1 : j + x]));
         _mm512_mask_storeu_ps(p + kLanes * (j + x), pair ? __mmask16(0xffff) : __mmask16(0x00ff),
-                              _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutexvar_epi32(order, sums)),
-                                            _mm512_mul_ps(rsc, qs)));
+                              _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_castps_si512(sums)), _mm512_mul_ps(rsc, qs)));
       }
     }
   }
@@ -508,17 +521,16 @@ struct GroupAvx512 {
   // so the scores are as exact as float arithmetic on the rows (the products of bf16 are exact in
   // fp32). The value sums widen each row as they read it: no tile of float rows, no second pass.
 
-  // qp[(2d + k)·32 + 2(2h + e) + i]: k = 0 the hi part, 1 the lo part, of head h's element
-  // 4d + 2e + i (q: 8 heads × hd, scaled).
+  // qp[(2d + k)·32 + pair_lane(h, i)]: k = 0 the hi part, 1 the lo part, of head h's element
+  // 4d + i (q: 8 heads × hd, scaled).
   static void pack_queries_bf16(uint16_t* qp, const float* q, int hd) {
     for (int d = 0; d < hd / 4; d++)
       for (int h = 0; h < kLanes; h++)
         for (int i = 0; i < 4; i++) {
           const float x = q[h * hd + 4 * d + i];
           const uint16_t hi = to_bf16(x), lo = to_bf16(x - from_bf16(hi));
-          const int at = 2 * (2 * h + i / 2) + i % 2;
-          qp[(2 * d) * 32 + at] = hi;
-          qp[(2 * d + 1) * 32 + at] = lo;
+          qp[(2 * d) * 32 + pair_lane(h, i)] = hi;
+          qp[(2 * d + 1) * 32 + pair_lane(h, i)] = lo;
         }
   }
 
@@ -527,8 +539,6 @@ struct GroupAvx512 {
   template <int HD>
   static void block_scores_bf16(float* p, const uint16_t* qp, const uint8_t* rows, int64_t rs, int n, bool ahead) {
     constexpr int RB = 8;
-    // lanes 4L … 4L + 3 of a row pair's sums: row x heads 2L, 2L + 1, then row x + 1 the same
-    const __m512i order = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
     for (int j = 0; j < n; j += RB) {
       const int live = std::min(RB, n - j);
       const uint8_t* r[RB];
@@ -547,13 +557,10 @@ struct GroupAvx512 {
           lo[x] = _mm512_dpbf16_ps(lo[x], k, ql);
         }
       }
-      for (int x = 0; x < live; x += 2) {
-        const __m512 a = _mm512_add_ps(hi[x], lo[x]), b = _mm512_add_ps(hi[x + 1], lo[x + 1]);
-        const __m512 sums = _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
-                                          _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+      for (int x = 0; x < live; x += 2)
         _mm512_mask_storeu_ps(p + kLanes * (j + x), x + 1 < live ? __mmask16(0xffff) : __mmask16(0x00ff),
-                              _mm512_permutexvar_ps(order, sums));
-      }
+                              pair_rows_by(_mm512_add_ps(hi[x], lo[x]), _mm512_add_ps(hi[x + 1], lo[x + 1]),
+                                           [](__m512 u, __m512 v) { return _mm512_add_ps(u, v); }));
     }
   }
 
