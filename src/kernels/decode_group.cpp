@@ -622,6 +622,15 @@ void by_block_heads(int heads, F f) {
   f(std::integral_constant<int, 2>{});
 }
 
+// The state (max, sum, value sums) of every head into ml and acc_out.
+void group_finish(const GroupScratch& s, int G, int hd, float* ml, float* acc_out) {
+  for (int h = 0; h < G; h++) {
+    ml[2 * h] = s.m[h], ml[2 * h + 1] = s.l[h];
+    std::copy(s.acc.begin() + static_cast<int64_t>(h) * hd, s.acc.begin() + static_cast<int64_t>(h + 1) * hd,
+              acc_out + static_cast<int64_t>(h) * hd);
+  }
+}
+
 // The online softmax state of `padded` heads at its start, and the tile's score buffer.
 void start_state(GroupScratch& s, int padded, int hd) {
   s.acc.assign(static_cast<size_t>(padded) * hd, 0.0f);
@@ -631,9 +640,8 @@ void start_state(GroupScratch& s, int padded, int hd) {
 }
 
 #ifdef KVTIE_SIMD_AVX512
-// The state (max, sum, value sums) of every head into ml and acc_out, the value sums from
-// values_int's order to element order.
-void finish_int(const GroupScratch& s, int G, int hd, float* ml, float* acc_out) {
+// As group_finish, the value sums from values_int's order to element order.
+void group_finish_int(const GroupScratch& s, int G, int hd, float* ml, float* acc_out) {
   for (int h = 0; h < G; h++) {
     ml[2 * h] = s.m[h], ml[2 * h + 1] = s.l[h];
     unpermute_pairs512(acc_out + static_cast<int64_t>(h) * hd, s.acc.data() + static_cast<int64_t>(h) * hd, hd);
@@ -668,7 +676,7 @@ void group_attend_wide(const DecodeGroupItem& it, GroupScratch& s, float* ml, fl
       R::values_wide<HD>(s.acc.data() + static_cast<int64_t>(b) * kLanes * HD, c, s.pw.data(), ws, v16, n);
     }
   }
-  finish_int(s, G, HD, ml, acc_out);
+  group_finish_int(s, G, HD, ml, acc_out);
 }
 
 // group_attend for int8 rows on the integer path (GroupAvx512's block_scores_int … values_int).
@@ -708,7 +716,7 @@ void group_attend_int(const DecodeGroupItem& it, float* ml, float* acc_out) {
         R::values_int<HD, HV>(acc, c, s.pw.data(), ws, h0, V, it.stride, n, ahead && h0 == 0);
     }
   }
-  finish_int(s, G, HD, ml, acc_out);
+  group_finish_int(s, G, HD, ml, acc_out);
 }
 #endif
 
@@ -741,11 +749,7 @@ void group_attend_bf16(const DecodeGroupItem& it, float* ml, float* acc_out) {
                          b == 0 && !shared);
     }
   }
-  for (int h = 0; h < G; h++) {
-    ml[2 * h] = s.m[h], ml[2 * h + 1] = s.l[h];
-    std::copy(s.acc.begin() + static_cast<int64_t>(h) * HD, s.acc.begin() + static_cast<int64_t>(h + 1) * HD,
-              acc_out + static_cast<int64_t>(h) * HD);
-  }
+  group_finish(s, G, HD, ml, acc_out);
 }
 #endif
 
@@ -804,11 +808,7 @@ void group_attend(const DecodeGroupItem& it, float* ml, float* acc_out) {
       R::template values<HD>(acc, c, p, heads, V, vs, n, ahead);
     }
   }
-  for (int h = 0; h < G; h++) {
-    ml[2 * h] = s.m[h], ml[2 * h + 1] = s.l[h];
-    std::copy(s.acc.begin() + static_cast<int64_t>(h) * HD, s.acc.begin() + static_cast<int64_t>(h + 1) * HD,
-              acc_out + static_cast<int64_t>(h) * HD);
-  }
+  group_finish(s, G, HD, ml, acc_out);
 }
 
 template <class R>
