@@ -206,6 +206,18 @@ struct GroupAvx512 {
     }
   }
 
+  // Lane x·HQ + h (HQ = 2, 4 or 8; x < 16 / HQ) = scale[j + x], 0 past n (rows no one stores).
+  // One load and one permute; a vector built by scalar stores would wait for them to retire
+  // before its load (no store forwarding).
+  template <int HQ>
+  static __m512 lane_scales(const float* scale, int j, int n) {
+    constexpr int kShift = HQ == 2 ? 1 : HQ == 4 ? 2 : 3;
+    const __m512i row_of_lane =
+        _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), kShift);
+    const __mmask16 rows = static_cast<__mmask16>((1u << std::min(16 / HQ, n - j)) - 1);
+    return _mm512_permutexvar_ps(row_of_lane, _mm512_maskz_loadu_ps(rows, scale + j));
+  }
+
   // HQ heads (2, 4 or 8) × R = 16 / HQ rows per pass; lane r·HQ + h of the reduced vector is
   // row j + r, head h. A pass past the tile's end repeats its last row (and stores nothing of it).
   template <int HD, int HQ>
@@ -228,25 +240,24 @@ struct GroupAvx512 {
         }
       }
       __m512 sums = hsum16(a);
-      if (scale) {
-        alignas(64) float f[16];
-        for (int x = 0; x < R; x++)
-          for (int h = 0; h < HQ; h++) f[x * HQ + h] = scale[std::min(j + x, n - 1)];
-        sums = _mm512_mul_ps(sums, _mm512_load_ps(f));
-      }
+      if (scale) sums = _mm512_mul_ps(sums, lane_scales<HQ>(scale, j, n));
       store_scores<HQ>(p, j, live, sums);
     }
   }
 
   // ---- int8 rows kept integer (decode_attention.h: the integer path) ----
-  // The tile's rows are the cache's own: HD int8 codes, then the row's fp32 scale. The queries are
-  // int16 (q16, each head rounded to its largest: qscale), the scores int32 dot products of pairs
-  // (vpdpwssd), the value weights rounded to int16 per tile and head, and the value sums int32
-  // dot products of two rows' codes interleaved: each instruction does the work of two FMAs, and
-  // the codes are never widened to float.
+  // The queries are int16 (q16, each head rounded to its largest: qscale), the scores int32 dot
+  // products of pairs (vpdpwssd), the value weights rounded to int16 per tile and head, and the
+  // value sums int32 dot products of two rows' codes interleaved: each instruction does the work of
+  // two FMAs, and the codes are never widened to float. Groups of 8 heads or more first widen a
+  // tile's codes to int16 (widen_codes: Wide rows, 2·HD bytes), which their scores and value sums
+  // then share; smaller groups read the cache's rows (HD codes, then the fp32 scale) in place,
+  // where the extra pass would cost more (groups of 2: ~9%) than it saves.
 
-  // Codes [32b, 32b + 32) of a row as int16.
+  // Codes [32b, 32b + 32) of a row as int16: int8 codes widened, or Wide rows' int16 loaded.
+  template <bool Wide = false>
   static __m512i codes32(const uint8_t* r, int b) {
+    if constexpr (Wide) return _mm512_loadu_si512(r + 64 * b);
     return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 32 * b)));
   }
   static float row_scale(const uint8_t* r, int hd) {
@@ -255,11 +266,11 @@ struct GroupAvx512 {
     return f;
   }
 
-  // As block_scores: p[j·8 + h] = q_h · row_j, from the int16 queries and the rows' codes, times
-  // qscale[h] · the row's scale.
-  template <int HD, int HQ>
+  // As block_scores: p[j·8 + h] = q_h · row_j · qscale[h] · kscale[j], from the int16 queries and
+  // the rows' codes (`rs` bytes apart).
+  template <int HD, int HQ, bool Wide>
   static void block_scores_int(float* p, const int16_t* q16, const float* qscale, const uint8_t* rows, int64_t rs,
-                               int n, bool ahead) {
+                               const float* kscale, int n, bool ahead) {
     constexpr int NB = HD / 32, R = 16 / HQ;
     alignas(64) float f[16];
     for (int x = 0; x < R; x++)
@@ -274,19 +285,13 @@ struct GroupAvx512 {
       for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_si512();
       for (int b = 0; b < NB; b++) {
         __m512i k[R];
-        for (int x = 0; x < R; x++) k[x] = in_register(codes32(r[x], b));
+        for (int x = 0; x < R; x++) k[x] = in_register(codes32<Wide>(r[x], b));
         for (int h = 0; h < HQ; h++) {
           const __m512i qv = in_register(_mm512_loadu_si512(q16 + h * HD + 32 * b));
           for (int x = 0; x < R; x++) a[x * HQ + h] = dot_pairs512(a[x * HQ + h], k[x], qv);
         }
       }
-      // Lane x·HQ + h: row x's scale times head h's. Built in registers: a vector load of scalar
-      // stores would wait for them to retire (no store forwarding).
-      __m512 rsc = _mm512_set1_ps(row_scale(r[0], HD));
-      for (int x = 1; x < R; x++)
-        rsc = _mm512_mask_mov_ps(rsc, static_cast<__mmask16>(((1u << HQ) - 1) << (x * HQ)),
-                                 _mm512_set1_ps(row_scale(r[x], HD)));
-      store_scores<HQ>(p, j, live, _mm512_mul_ps(hsum16i(a), _mm512_mul_ps(rsc, qs)));
+      store_scores<HQ>(p, j, live, _mm512_mul_ps(hsum16i(a), _mm512_mul_ps(lane_scales<HQ>(kscale, j, n), qs)));
     }
   }
 
@@ -311,44 +316,47 @@ struct GroupAvx512 {
     }
   }
 
-  // Heads h0 … h0 + HV − 1: acc_h = acc_h · corr_h + wscale_h · Σ_j wq[j][h] · codes_j, acc in the
-  // order unpermute_pairs512 restores.
-  template <int HD, int HV>
+  // Heads h0 … h0 + HV − 1: acc_h = acc_h · corr_h + wscale_h · Σ_j wq[j][h] · row_j (rows `rs`
+  // bytes apart), BW of the row's blocks of 32 elements per pass over the rows (HV × BW × 2
+  // accumulators), acc in the order unpermute_pairs512 restores.
+  template <int HD, int HV, int BW, bool Wide>
   static void values_int(float* acc, const float* corr, const int32_t* pw, const float* wscale, int h0,
                          const uint8_t* rows, int64_t rs, int n, bool ahead) {
-    constexpr int NB = HD / 32;
-    __m512i lo[HV][NB], hi[HV][NB];
-    for (int h = 0; h < HV; h++)
-      for (int b = 0; b < NB; b++) lo[h][b] = _mm512_setzero_si512(), hi[h][b] = _mm512_setzero_si512();
-    for (int j = 0; j < n; j += 2) {
-      const uint8_t* r0 = rows + j * rs;
-      if (ahead) prefetch_ahead<kValueAhead>(r0, 2 * rs);
-      __m512i w[HV];
-      for (int h = 0; h < HV; h++) w[h] = _mm512_set1_epi32(pw[kLanes * (j / 2) + h0 + h]);
-      for (int b = 0; b < NB; b++) {
-        const __m512i x0 = codes32(r0, b), x1 = j + 1 < n ? codes32(r0 + rs, b) : _mm512_setzero_si512();
-        const __m512i ul = in_register(_mm512_unpacklo_epi16(x0, x1)), uh = in_register(_mm512_unpackhi_epi16(x0, x1));
-        for (int h = 0; h < HV; h++) {
-          lo[h][b] = dot_pairs512(lo[h][b], ul, w[h]);
-          hi[h][b] = dot_pairs512(hi[h][b], uh, w[h]);
+    for (int b0 = 0; b0 < HD / 32; b0 += BW) {
+      __m512i lo[HV][BW], hi[HV][BW];
+      for (int h = 0; h < HV; h++)
+        for (int b = 0; b < BW; b++) lo[h][b] = _mm512_setzero_si512(), hi[h][b] = _mm512_setzero_si512();
+      for (int j = 0; j < n; j += 2) {
+        const uint8_t* r0 = rows + j * rs;
+        if (ahead && b0 == 0) prefetch_ahead<kValueAhead>(r0, 2 * rs);
+        __m512i w[HV];
+        for (int h = 0; h < HV; h++) w[h] = _mm512_set1_epi32(pw[kLanes * (j / 2) + h0 + h]);
+        for (int b = 0; b < BW; b++) {
+          const __m512i x0 = codes32<Wide>(r0, b0 + b);
+          const __m512i x1 = j + 1 < n ? codes32<Wide>(r0 + rs, b0 + b) : _mm512_setzero_si512();
+          const __m512i ul = in_register(_mm512_unpacklo_epi16(x0, x1)), uh = in_register(_mm512_unpackhi_epi16(x0, x1));
+          for (int h = 0; h < HV; h++) {
+            lo[h][b] = dot_pairs512(lo[h][b], ul, w[h]);
+            hi[h][b] = dot_pairs512(hi[h][b], uh, w[h]);
+          }
         }
       }
-    }
-    for (int h = 0; h < HV; h++) {
-      const __m512 c = _mm512_set1_ps(corr[h0 + h]), ws = _mm512_set1_ps(wscale[h0 + h]);
-      for (int b = 0; b < NB; b++) {
-        float* a = acc + (h0 + h) * HD + 32 * b;
-        _mm512_storeu_ps(a, _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[h][b]), ws, _mm512_mul_ps(_mm512_loadu_ps(a), c)));
-        _mm512_storeu_ps(a + 16,
-                         _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[h][b]), ws, _mm512_mul_ps(_mm512_loadu_ps(a + 16), c)));
+      for (int h = 0; h < HV; h++) {
+        const __m512 c = _mm512_set1_ps(corr[h0 + h]), ws = _mm512_set1_ps(wscale[h0 + h]);
+        for (int b = 0; b < BW; b++) {
+          float* a = acc + (h0 + h) * HD + 32 * (b0 + b);
+          _mm512_storeu_ps(a, _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[h][b]), ws, _mm512_mul_ps(_mm512_loadu_ps(a), c)));
+          _mm512_storeu_ps(
+              a + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[h][b]), ws, _mm512_mul_ps(_mm512_loadu_ps(a + 16), c)));
+        }
       }
     }
   }
 
-  // Blocks of 8 heads take the tile's codes widened to int16 once (widen_codes), and compute as
-  // the bf16 path does: scores without horizontal sums (block_scores_wide: a row's codes 4d … 4d + 3
-  // broadcast to every pair of lanes, lane 2h + e of query vector d holding head h's elements
-  // 4d + 2e, 4d + 2e + 1), and value sums of all 8 heads per pass over the rows (values_wide).
+  // Blocks of 8 heads compute as the bf16 path does: scores without horizontal sums
+  // (block_scores_wide: a row's codes 4d … 4d + 3 broadcast to every pair of lanes, lane 2h + e of
+  // query vector d holding head h's elements 4d + 2e, 4d + 2e + 1), and value sums of all 8 heads
+  // per pass over the rows (values_int<HD, 8, 1, true>).
 
   // Where head h's element 4d + i goes among a query vector's 32 16-bit halves: lane 2h + i / 2,
   // half i % 2 (the blocks of 8 heads of bf16 and int8 rows).
@@ -412,39 +420,9 @@ struct GroupAvx512 {
       for (int x = 0; x < live; x += 2) {
         const __m512 sums = pair_rows_by(_mm512_castsi512_ps(_mm512_add_epi32(even[x], odd[x])),
                                          _mm512_castsi512_ps(_mm512_add_epi32(even[x + 1], odd[x + 1])), add);
-        const bool pair = x + 1 < live;
-        const __m512 rsc = _mm512_mask_mov_ps(_mm512_set1_ps(kscale[j + x]), __mmask16(0xff00),
-                                              _mm512_set1_ps(kscale[pair ? j + x + 1 : j + x]));
-        _mm512_mask_storeu_ps(p + kLanes * (j + x), pair ? __mmask16(0xffff) : __mmask16(0x00ff),
-                              _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_castps_si512(sums)), _mm512_mul_ps(rsc, qs)));
-      }
-    }
-  }
-
-  // As values_int for the block's 8 heads from the widened rows v16: 32 elements of every head per
-  // pass, so that each pair of rows is interleaved once.
-  template <int HD>
-  static void values_wide(float* acc, const float* corr, const int32_t* pw, const float* wscale, const int16_t* v16,
-                          int n) {
-    for (int b = 0; b < HD / 32; b++) {
-      __m512i lo[kLanes], hi[kLanes];
-      for (int h = 0; h < kLanes; h++) lo[h] = _mm512_setzero_si512(), hi[h] = _mm512_setzero_si512();
-      for (int j = 0; j < n; j += 2) {
-        const __m512i x0 = _mm512_load_si512(v16 + j * HD + 32 * b);
-        const __m512i x1 = j + 1 < n ? _mm512_load_si512(v16 + (j + 1) * HD + 32 * b) : _mm512_setzero_si512();
-        const __m512i ul = in_register(_mm512_unpacklo_epi16(x0, x1)), uh = in_register(_mm512_unpackhi_epi16(x0, x1));
-        for (int h = 0; h < kLanes; h++) {
-          const __m512i w = _mm512_set1_epi32(pw[kLanes * (j / 2) + h]);
-          lo[h] = dot_pairs512(lo[h], ul, w);
-          hi[h] = dot_pairs512(hi[h], uh, w);
-        }
-      }
-      for (int h = 0; h < kLanes; h++) {
-        const __m512 c = _mm512_set1_ps(corr[h]), ws = _mm512_set1_ps(wscale[h]);
-        float* a = acc + h * HD + 32 * b;
-        _mm512_storeu_ps(a, _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[h]), ws, _mm512_mul_ps(_mm512_loadu_ps(a), c)));
-        _mm512_storeu_ps(a + 16,
-                         _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[h]), ws, _mm512_mul_ps(_mm512_loadu_ps(a + 16), c)));
+        _mm512_mask_storeu_ps(p + kLanes * (j + x), x + 1 < live ? __mmask16(0xffff) : __mmask16(0x00ff),
+                              _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_castps_si512(sums)),
+                                            _mm512_mul_ps(lane_scales<kLanes>(kscale, j + x, n), qs)));
       }
     }
   }
@@ -648,43 +626,15 @@ void group_finish_int(const GroupScratch& s, int G, int hd, float* ml, float* ac
   }
 }
 
-// group_attend_int for groups of whole blocks of 8 heads: the tile's codes widened once
-// (GroupAvx512's widen_codes, block_scores_wide, values_wide). s holds the int16 queries, their
-// scales and the start of the softmax state.
-template <int HD>
-void group_attend_wide(const DecodeGroupItem& it, GroupScratch& s, float* ml, float* acc_out) {
-  using R = GroupAvx512;
-  const int G = it.group, blocks = G / kLanes;
-  constexpr int64_t kBlockQ = HD / 4 * 32;  // a block's packed queries, in int16
-  int16_t* qp = aligned64(s.qpairs16, static_cast<size_t>(blocks * kBlockQ));
-  for (int b = 0; b < blocks; b++) R::pack_queries_int(qp + b * kBlockQ, s.q16.data() + b * kLanes * HD, HD);
-  const bool shared = it.values == it.keys;
-  int16_t* k16 = aligned64(s.k16, static_cast<size_t>(kRows) * HD);
-  int16_t* v16 = shared ? k16 : aligned64(s.v16, static_cast<size_t>(kRows) * HD);
-  s.kscale.resize(kRows);
-  for (int first = 0; first < it.count; first += kRows) {
-    const int n = std::min(kRows, it.count - first);
-    R::widen_codes<HD>(k16, s.kscale.data(), it.keys + first * it.stride, it.stride, n, true);
-    if (!shared) R::widen_codes<HD>(v16, s.vscale.data(), it.values + first * it.stride, it.stride, n, true);
-    const float* vscale = shared ? s.kscale.data() : s.vscale.data();
-    for (int b = 0; b < blocks; b++) {
-      float* p = s.p.data();
-      R::block_scores_wide<HD>(p, qp + b * kBlockQ, s.qscale.data() + b * kLanes, k16, s.kscale.data(), n);
-      alignas(32) float c[kLanes], ws[kLanes];
-      R::softmax(p, n, vscale, s.m.data() + b * kLanes, s.l.data() + b * kLanes, c);
-      R::pack_weights(s.pw.data(), ws, p, n);
-      R::values_wide<HD>(s.acc.data() + static_cast<int64_t>(b) * kLanes * HD, c, s.pw.data(), ws, v16, n);
-    }
-  }
-  group_finish_int(s, G, HD, ml, acc_out);
-}
-
-// group_attend for int8 rows on the integer path (GroupAvx512's block_scores_int … values_int).
+// group_attend for int8 rows on the integer path: blocks of 8 heads through GroupAvx512's
+// block_scores_wide, smaller ones through block_scores_int; groups of 8 heads or more on the tile's
+// codes widened once (codes32).
 template <int HD>
 void group_attend_int(const DecodeGroupItem& it, float* ml, float* acc_out) {
   using R = GroupAvx512;
   const int G = it.group, blocks = (G + kLanes - 1) / kLanes, padded = blocks * kLanes;
   constexpr int NB = HD / 32, HV = NB <= 2 ? 4 : NB <= 4 ? 2 : 1;  // value sums: 8–16 accumulators
+  constexpr int64_t kBlockQ = HD / 4 * 32;                          // a block's packed queries, in int16
   thread_local GroupScratch s;
   // The queries as int16, each head to its largest; absent heads zero.
   s.q16.assign(static_cast<size_t>(padded) * HD, 0);
@@ -692,30 +642,62 @@ void group_attend_int(const DecodeGroupItem& it, float* ml, float* acc_out) {
   for (int h = 0; h < G; h++)
     s.qscale[h] = round_to_int16(s.q16.data() + static_cast<size_t>(h) * HD, it.q + static_cast<int64_t>(h) * HD, HD) *
                   it.scale;
+  auto heads_of = [G](int b) { return std::min(kLanes, G - b * kLanes); };
+  int16_t* qp = aligned64(s.qpairs16, static_cast<size_t>(blocks * kBlockQ));
+  for (int b = 0; b < blocks; b++)
+    if (heads_of(b) == kLanes) R::pack_queries_int(qp + b * kBlockQ, s.q16.data() + b * kLanes * HD, HD);
   start_state(s, padded, HD);
   s.pw.resize(static_cast<size_t>(kRows) / 2 * kLanes);
-  s.vscale.resize(kRows);
-  if (G % kLanes == 0) return group_attend_wide<HD>(it, s, ml, acc_out);
-  for (int first = 0; first < it.count; first += kRows) {
-    const int n = std::min(kRows, it.count - first);
-    const uint8_t* K = it.keys + first * it.stride;
-    const uint8_t* V = it.values + first * it.stride;
-    for (int j = 0; j < n; j++) s.vscale[j] = R::row_scale(V + j * it.stride, HD);
-    for (int b = 0; b < blocks; b++) {
-      const int heads = std::min(kLanes, G - b * kLanes);
-      const int16_t* qb = s.q16.data() + static_cast<int64_t>(b) * kLanes * HD;
-      const float* qs = s.qscale.data() + b * kLanes;
-      float* p = s.p.data();
-      const bool ahead = b == 0;
-      by_block_heads(heads, [&](auto hq) { R::block_scores_int<HD, hq()>(p, qb, qs, K, it.stride, n, ahead); });
-      alignas(32) float c[kLanes], ws[kLanes];
-      R::softmax(p, n, s.vscale.data(), s.m.data() + b * kLanes, s.l.data() + b * kLanes, c);
-      R::pack_weights(s.pw.data(), ws, p, n);
-      float* acc = s.acc.data() + static_cast<int64_t>(b) * kLanes * HD;
-      for (int h0 = 0; h0 < heads; h0 += HV)
-        R::values_int<HD, HV>(acc, c, s.pw.data(), ws, h0, V, it.stride, n, ahead && h0 == 0);
+  s.kscale.resize(kRows), s.vscale.resize(kRows);
+  const bool shared = it.values == it.keys;
+  const float* vscale = shared ? s.kscale.data() : s.vscale.data();
+  // The tile's rows as the kernels read them (Wide: widened here), and their scales.
+  auto tiles = [&](auto wide) {
+    constexpr bool Wide = decltype(wide)::value;
+    int16_t* k16 = Wide ? aligned64(s.k16, static_cast<size_t>(kRows) * HD) : nullptr;
+    int16_t* v16 = Wide && !shared ? aligned64(s.v16, static_cast<size_t>(kRows) * HD) : k16;
+    const int64_t rs = Wide ? 2 * HD : it.stride;
+    for (int first = 0; first < it.count; first += kRows) {
+      const int n = std::min(kRows, it.count - first);
+      const uint8_t *K = it.keys + first * it.stride, *V = it.values + first * it.stride;
+      if constexpr (Wide) {
+        R::widen_codes<HD>(k16, s.kscale.data(), K, it.stride, n, true);
+        if (!shared) R::widen_codes<HD>(v16, s.vscale.data(), V, it.stride, n, true);
+        K = reinterpret_cast<const uint8_t*>(k16), V = reinterpret_cast<const uint8_t*>(v16);
+      } else {
+        for (int j = 0; j < n; j++) s.kscale[j] = R::row_scale(K + j * it.stride, HD);
+        if (!shared)
+          for (int j = 0; j < n; j++) s.vscale[j] = R::row_scale(V + j * it.stride, HD);
+      }
+      for (int b = 0; b < blocks; b++) {
+        const int heads = heads_of(b);
+        const float* qs = s.qscale.data() + b * kLanes;
+        float* p = s.p.data();
+        const bool ahead = !Wide && b == 0;  // the first block's pass reads the rows from the cache
+        float* acc = s.acc.data() + static_cast<int64_t>(b) * kLanes * HD;
+        if (Wide && heads == kLanes) {
+          R::block_scores_wide<HD>(p, qp + b * kBlockQ, qs, k16, s.kscale.data(), n);
+        } else {
+          by_block_heads(heads, [&](auto hq) {
+            R::block_scores_int<HD, hq(), Wide>(p, s.q16.data() + b * kLanes * HD, qs, K, rs, s.kscale.data(), n,
+                                                ahead);
+          });
+        }
+        alignas(32) float c[kLanes], ws[kLanes];
+        R::softmax(p, n, vscale, s.m.data() + b * kLanes, s.l.data() + b * kLanes, c);
+        R::pack_weights(s.pw.data(), ws, p, n);
+        if (heads == kLanes)
+          R::values_int<HD, kLanes, 1, Wide>(acc, c, s.pw.data(), ws, 0, V, rs, n, ahead);
+        else
+          for (int h0 = 0; h0 < heads; h0 += HV)
+            R::values_int<HD, HV, NB, Wide>(acc, c, s.pw.data(), ws, h0, V, rs, n, ahead && h0 == 0);
+      }
     }
-  }
+  };
+  if (G >= kLanes)
+    tiles(std::true_type{});
+  else
+    tiles(std::false_type{});
   group_finish_int(s, G, HD, ml, acc_out);
 }
 #endif
