@@ -65,6 +65,18 @@ struct Point {
   }
 };
 
+// A model of config c and its decoder, with room for `steps` more tokens, whose cache holds
+// `context` random rows of every sequence, as after a long prefill.
+struct FilledDecoder {
+  Transformer<float> model;
+  Decoder dec;
+  FilledDecoder(const ModelConfig& c, KvDType dtype, int context, int batch, int steps)
+      : model(c, 1, 1), dec(model, batch, context + steps, dtype) {
+    model.init_weights(1);
+    fill_cache(dec.cache(), c, context);
+  }
+};
+
 // The best of `steps` − 1 timed decode steps (after one warm-up): on a shared machine a step that
 // lost a core to another process says nothing about the code. After each timed step, a window of
 // bandwidth and one of SGEMM, each as long as the step, and each side keeps its best: the same
@@ -73,10 +85,9 @@ struct Point {
 // machine of that moment the step used, which the best of each side, taken at different moments
 // of a machine whose bandwidth swings by a third, cannot say.
 Point measure(const ModelConfig& c, KvDType dtype, int context, int batch, int steps) {
-  Transformer<float> model(c, 1, 1);
-  model.init_weights(1);
-  Decoder dec(model, batch, context + steps, dtype);
-  fill_cache(dec.cache(), c, context);
+  FilledDecoder f(c, dtype, context, batch, steps);
+  const Transformer<float>& model = f.model;
+  Decoder& dec = f.dec;
   // Bytes one step reads: the weights once (of the position table only each sequence's row), and
   // each sequence's cached rows at ~context positions.
   const double pos_table = c.pos == PosEmb::learned ? static_cast<double>(c.max_seq_len - batch) * c.d_model : 0.0;
@@ -109,11 +120,8 @@ Point measure(const ModelConfig& c, KvDType dtype, int context, int batch, int s
 // QKV's step time over Q-K=V's. Unlike the ratio of two best rates, each pair saw the same machine.
 double interleaved_ratio(const ModelConfig& qkv, const ModelConfig& kv, KvDType dtype, int context, int batch,
                          int steps) {
-  Transformer<float> ma(qkv, 1, 1), mb(kv, 1, 1);
-  ma.init_weights(1), mb.init_weights(1);
-  Decoder da(ma, batch, context + steps, dtype), db(mb, batch, context + steps, dtype);
-  fill_cache(da.cache(), qkv, context);
-  fill_cache(db.cache(), kv, context);
+  FilledDecoder fa(qkv, dtype, context, batch, steps), fb(kv, dtype, context, batch, steps);
+  Decoder &da = fa.dec, &db = fb.dec;
   std::vector<int32_t> tokens(batch, 1);
   da.step(tokens), db.step(tokens);  // warm-up
   std::vector<double> ratios;
