@@ -22,15 +22,6 @@ ModelConfig small(Share share, int n_kv_head = 2) {
   return c;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 TEST(Checkpoint, StoresOnlyDistinctProjections) {
   const std::string path = test::temp_path("checkpoint", "kv.safetensors");
   Transformer<float> model(small(Share::kv), 1, 4);

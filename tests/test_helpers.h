@@ -1,12 +1,38 @@
 #pragma once
 // Shared by the numeric tests: random parameters that make every gradient non-trivial, and error
-// measures relative to a tensor's scale.
+// measures relative to a tensor's scale; the message of the Error a call must throw, and a check
+// that a text contains a part.
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
+#include <string>
 
 #include "core/rng.h"
+#include "kvtie/error.h"
 #include "kvtie/model.h"
+
+#define EXPECT_CONTAINS(s, part) EXPECT_NE((s).find(part), std::string::npos) << (s)
+
+namespace kvtie {
+
+// The message of the kvtie::Error that f() throws: one line, or a test failure (also when f()
+// throws nothing).
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    return message;
+  }
+  ADD_FAILURE() << "no kvtie::Error";
+  return "";
+}
+
+}  // namespace kvtie
 
 namespace kvtie::test {
 

@@ -26,6 +26,7 @@
 #include "data/images/tinyimagenet_dataset.h"
 #include "kvtie/error.h"
 #include "test_files.h"
+#include "test_helpers.h"
 
 namespace kvtie {
 namespace {
@@ -39,19 +40,11 @@ void write_gzip(const std::string& path, const std::string& bytes) {
   ASSERT_EQ(gzclose(gz), Z_OK);
 }
 
-// The message of the kvtie::Error that `f` throws; fails the test when it throws none or when the
-// message does not name `file`.
-std::string error_of(const std::function<void()>& f, const std::string& file) {
-  try {
-    f();
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    EXPECT_NE(message.find(file), std::string::npos) << "message does not name " << file << ": " << message;
-    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
-    return message;
-  }
-  ADD_FAILURE() << "no kvtie::Error (expected one naming " << file << ")";
-  return "";
+// error_of, and the message must name `file`.
+std::string error_naming(const std::function<void()>& f, const std::string& file) {
+  const std::string message = error_of(f);
+  EXPECT_NE(message.find(file), std::string::npos) << "message does not name " << file << ": " << message;
+  return message;
 }
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
@@ -124,34 +117,34 @@ TEST(IdxDataset, CorruptFilesNameTheFile) {
   const auto open = [&] { IdxDataset data(images, labels); };
 
   write_file_atomic(images, idx_images(0x00000801));
-  EXPECT_TRUE(contains(error_of(open, images), "bad magic 0x00000801")) << "labels file given as images";
+  EXPECT_TRUE(contains(error_naming(open, images), "bad magic 0x00000801")) << "labels file given as images";
   write_file_atomic(images, idx_images(0x12345678));
-  EXPECT_TRUE(contains(error_of(open, images), "bad magic 0x12345678"));
+  EXPECT_TRUE(contains(error_naming(open, images), "bad magic 0x12345678"));
   write_file_atomic(images, idx_images().substr(0, 10));
-  EXPECT_TRUE(contains(error_of(open, images), "truncated IDX header"));
+  EXPECT_TRUE(contains(error_naming(open, images), "truncated IDX header"));
   write_file_atomic(images, idx_images().substr(0, idx_images().size() - 1));
-  EXPECT_TRUE(contains(error_of(open, images), "truncated"));
+  EXPECT_TRUE(contains(error_naming(open, images), "truncated"));
   write_file_atomic(images, idx_images() + "x");
-  EXPECT_TRUE(contains(error_of(open, images), "1 bytes after"));
+  EXPECT_TRUE(contains(error_naming(open, images), "1 bytes after"));
 
   write_file_atomic(images, idx_images());
   write_file_atomic(labels, idx_labels({7, 0}));
-  const std::string mismatch = error_of(open, labels);
+  const std::string mismatch = error_naming(open, labels);
   EXPECT_TRUE(contains(mismatch, "2 labels")) << mismatch;
   EXPECT_TRUE(contains(mismatch, images)) << "names both files: " << mismatch;
   write_file_atomic(labels, idx_labels({7, 10, 9}));
-  EXPECT_TRUE(contains(error_of(open, labels), "label 10 at index 1 is out of range [0, 10)"));
+  EXPECT_TRUE(contains(error_naming(open, labels), "label 10 at index 1 is out of range [0, 10)"));
   write_file_atomic(labels, idx_labels().substr(0, 9));
-  EXPECT_TRUE(contains(error_of(open, labels), "truncated"));
+  EXPECT_TRUE(contains(error_naming(open, labels), "truncated"));
   write_file_atomic(labels, idx_labels(kIdxLabels, 0x00000803));
-  EXPECT_TRUE(contains(error_of(open, labels), "bad magic 0x00000803"));
+  EXPECT_TRUE(contains(error_naming(open, labels), "bad magic 0x00000803"));
 
   const std::string absent = dir + "/absent";
-  EXPECT_TRUE(contains(error_of([&] { IdxDataset data(absent, labels); }, absent), "cannot open"));
+  EXPECT_TRUE(contains(error_naming([&] { IdxDataset data(absent, labels); }, absent), "cannot open"));
   write_file_atomic(labels, idx_labels());
   const IdxDataset data(images, labels);
   std::vector<uint8_t> pixels(6);
-  EXPECT_TRUE(contains(error_of([&] { data.read(3, pixels.data()); }, images), "index 3 out of range"));
+  EXPECT_TRUE(contains(error_naming([&] { data.read(3, pixels.data()); }, images), "index 3 out of range"));
 }
 
 TEST(IdxDataset, TruncatedOrCorruptGzipNamesTheFile) {
@@ -165,13 +158,13 @@ TEST(IdxDataset, TruncatedOrCorruptGzipNamesTheFile) {
   const std::string gz = read_file(good);
   const auto open = [&] { IdxDataset data(images, labels); };
   write_file_atomic(images, gz.substr(0, gz.size() / 2));
-  EXPECT_TRUE(contains(error_of(open, images), "gzip")) << "cut in the middle of the stream";
+  EXPECT_TRUE(contains(error_naming(open, images), "gzip")) << "cut in the middle of the stream";
   write_file_atomic(images, gz.substr(0, gz.size() - 4));
-  EXPECT_TRUE(contains(error_of(open, images), "gzip")) << "the trailer (length) cut off";
+  EXPECT_TRUE(contains(error_naming(open, images), "gzip")) << "the trailer (length) cut off";
   std::string flipped = gz;
   flipped[flipped.size() - 6] ^= 0x55;  // inside the CRC
   write_file_atomic(images, flipped);
-  EXPECT_TRUE(contains(error_of(open, images), "gzip")) << "a bad CRC";
+  EXPECT_TRUE(contains(error_naming(open, images), "gzip")) << "a bad CRC";
 }
 
 // ---- CIFAR ----------------------------------------------------------------------------------
@@ -244,22 +237,22 @@ TEST(CifarDataset, CorruptBatchesNameTheFile) {
   const auto open10 = [&] { CifarDataset data(CifarVariant::cifar10, {good, bad}); };
 
   write_file_atomic(bad, cifar_records(0, 2, {1}).substr(0, 3073 + 100));
-  EXPECT_TRUE(contains(error_of(open10, bad), "not a multiple of the 3073-byte CIFAR-10 record"));
+  EXPECT_TRUE(contains(error_naming(open10, bad), "not a multiple of the 3073-byte CIFAR-10 record"));
   write_file_atomic(bad, "");
-  EXPECT_TRUE(contains(error_of(open10, bad), "empty"));
+  EXPECT_TRUE(contains(error_naming(open10, bad), "empty"));
   write_file_atomic(bad, cifar_records(0, 2, {9}));  // the second record's label is 10
-  EXPECT_TRUE(contains(error_of(open10, bad), "record 1: label 10 is out of range [0, 10)"));
-  EXPECT_TRUE(contains(error_of(open10, bad), bad));
+  EXPECT_TRUE(contains(error_naming(open10, bad), "record 1: label 10 is out of range [0, 10)"));
+  EXPECT_TRUE(contains(error_naming(open10, bad), bad));
 
   // CIFAR-100 batches of two records are 6148 bytes: not CIFAR-10 records.
   write_file_atomic(bad, cifar_records(0, 2, {1, 1}));
-  EXPECT_TRUE(contains(error_of(open10, bad), "not a multiple"));
+  EXPECT_TRUE(contains(error_naming(open10, bad), "not a multiple"));
   const auto open100 = [&] { CifarDataset data(CifarVariant::cifar100_fine, {bad}); };
   write_file_atomic(bad, cifar_records(0, 2, {1, 99}));
-  EXPECT_TRUE(contains(error_of(open100, bad), "record 1: fine label 100 is out of range [0, 100)"));
+  EXPECT_TRUE(contains(error_naming(open100, bad), "record 1: fine label 100 is out of range [0, 100)"));
   write_file_atomic(bad, cifar_records(0, 1, {20, 5}));
-  EXPECT_TRUE(contains(error_of(open100, bad), "record 0: coarse label 20 is out of range [0, 20)"));
-  EXPECT_TRUE(contains(error_of([&] { open_image_dataset({"cifar10", {dir + "/nothing"}, "train"}); }, "nothing"),
+  EXPECT_TRUE(contains(error_naming(open100, bad), "record 0: coarse label 20 is out of range [0, 20)"));
+  EXPECT_TRUE(contains(error_naming([&] { open_image_dataset({"cifar10", {dir + "/nothing"}, "train"}); }, "nothing"),
                        "cannot open"));
 }
 
@@ -370,13 +363,13 @@ TEST(TinyImageNetDataset, BrokenTreesNameTheFile) {
   const auto open_train = [&] { TinyImageNetDataset data(root, "train"); };
 
   write_file_atomic(annotations, "val_0.JPEG\tn01443537\t0\t32\t44\t62\nval_1.JPEG\tn09999999\t0\t0\t1\t1\n");
-  EXPECT_TRUE(contains(error_of(open_val, annotations), ":2: unknown wnid 'n09999999'"));
+  EXPECT_TRUE(contains(error_naming(open_val, annotations), ":2: unknown wnid 'n09999999'"));
   write_file_atomic(annotations, "val_7.JPEG\tn01443537\t0\t32\t44\t62\n");
-  EXPECT_TRUE(contains(error_of(open_val, root + "/val/images/val_7.JPEG"), "missing image"));
+  EXPECT_TRUE(contains(error_naming(open_val, root + "/val/images/val_7.JPEG"), "missing image"));
   write_file_atomic(annotations, "val_0.JPEG n01443537 0 32 44 62\n");
-  EXPECT_TRUE(contains(error_of(open_val, annotations), "expected 6 tab-separated fields"));
+  EXPECT_TRUE(contains(error_naming(open_val, annotations), "expected 6 tab-separated fields"));
   write_file_atomic(annotations, "val_0.JPEG\tn01443537\t0\tx\t44\t62\n");
-  EXPECT_TRUE(contains(error_of(open_val, annotations), "'x' is not an integer"));
+  EXPECT_TRUE(contains(error_naming(open_val, annotations), "'x' is not an integer"));
 
   // Images are decoded on read(i), so a bad image is reported then, naming it.
   write_file_atomic(annotations, "val_0.JPEG\tn01443537\t0\t32\t44\t62\nval_1.JPEG\tn02124075\t0\t0\t1\t1\n");
@@ -385,21 +378,21 @@ TEST(TinyImageNetDataset, BrokenTreesNameTheFile) {
   write_png(small, rgb_pattern(0, 32), 32, 3);
   const TinyImageNetDataset val(root, "val");
   std::vector<uint8_t> chw(3 * 64 * 64);
-  EXPECT_TRUE(contains(error_of([&] { val.read(0, chw.data()); }, garbage), "cannot decode image"));
-  EXPECT_TRUE(contains(error_of([&] { val.read(1, chw.data()); }, small), "image is 32x32, expected 64x64"));
+  EXPECT_TRUE(contains(error_naming([&] { val.read(0, chw.data()); }, garbage), "cannot decode image"));
+  EXPECT_TRUE(contains(error_naming([&] { val.read(1, chw.data()); }, small), "image is 32x32, expected 64x64"));
   fs::remove(small);
-  EXPECT_TRUE(contains(error_of([&] { val.read(1, chw.data()); }, small), "cannot open"));
+  EXPECT_TRUE(contains(error_naming([&] { val.read(1, chw.data()); }, small), "cannot open"));
 
   fs::create_directories(root + "/train/n07777777/images");
-  EXPECT_TRUE(contains(error_of(open_train, root + "/train/n07777777"), "unknown wnid 'n07777777'"));
+  EXPECT_TRUE(contains(error_naming(open_train, root + "/train/n07777777"), "unknown wnid 'n07777777'"));
   fs::remove_all(root + "/train/n07777777");
   fs::remove_all(root + "/train/" + kWnids[1] + "/images");
-  EXPECT_TRUE(contains(error_of(open_train, root + "/train/" + kWnids[1] + "/images"), "missing folder"));
+  EXPECT_TRUE(contains(error_naming(open_train, root + "/train/" + kWnids[1] + "/images"), "missing folder"));
   write_file_atomic(root + "/wnids.txt", kWnids[0] + "\n" + kWnids[0] + "\n");
-  EXPECT_TRUE(contains(error_of(open_train, root + "/wnids.txt"), "listed twice"));
+  EXPECT_TRUE(contains(error_naming(open_train, root + "/wnids.txt"), "listed twice"));
   fs::remove(root + "/wnids.txt");
-  EXPECT_TRUE(contains(error_of(open_train, root + "/wnids.txt"), "missing"));
-  EXPECT_TRUE(contains(error_of([&] { TinyImageNetDataset data(root, "test"); }, root), "split 'test'"));
+  EXPECT_TRUE(contains(error_naming(open_train, root + "/wnids.txt"), "missing"));
+  EXPECT_TRUE(contains(error_naming([&] { TinyImageNetDataset data(root, "test"); }, root), "split 'test'"));
 }
 
 TEST(OpenImageDataset, UnknownFormatIsAnError) {

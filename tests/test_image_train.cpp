@@ -22,6 +22,7 @@
 #include "train/task.h"
 #include "train/trainer.h"
 #include "test_files.h"
+#include "test_helpers.h"
 
 namespace kvtie {
 namespace {
@@ -89,20 +90,6 @@ std::vector<json> read_jsonl(const std::string& path) {
   for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
   return out;
 }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
-    return message;
-  }
-  ADD_FAILURE() << "no kvtie::Error";
-  return "";
-}
-
-#define EXPECT_CONTAINS(s, part) EXPECT_NE((s).find(part), std::string::npos) << (s)
 
 // ---- the batch source ---------------------------------------------------------------------
 

@@ -12,6 +12,7 @@
 #include "analysis/profile_report.h"
 #include "kvtie/config_file.h"
 #include "kvtie/error.h"
+#include "test_helpers.h"
 #include "kvtie/model.h"
 #include "kvtie/param_layout.h"
 #include "kvtie/profile.h"
@@ -36,15 +37,6 @@ double cut_percent(const ModelConfig& c, KvDType t = KvDType::fp16) {
   mha.share = Share::none;
   mha.n_kv_head = c.n_head;
   return (1 - static_cast<double>(kv_cache_bytes_per_token(c, t)) / kv_cache_bytes_per_token(mha, t)) * 100;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // ---------------------------------------------------------------------------------------------

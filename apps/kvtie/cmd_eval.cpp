@@ -36,11 +36,11 @@ void add_eval(CLI::App& app) {
   auto* tokens = cmd->add_option("--tokens", o->tokens, "Tokens: 1-D .npy of uint16 or int32");
   auto* text = cmd->add_option("--text", o->text, "UTF-8 text, encoded with the tokenizer beside the checkpoint");
   tokens->excludes(text);
-  cmd->add_option("--kv-dtype", o->kv_dtype,
+  auto* kv_dtype = cmd->add_option("--kv-dtype", o->kv_dtype,
                   "Score every token through the KV-cache decode path with this cache format (fp32, bf16, fp16, "
                   "int8, int4)")
       ->check(CLI::IsMember({"fp32", "bf16", "fp16", "int8", "int4"}));
-  cmd->add_flag("--per-doc", o->per_doc, "Also report each document (split at <|endoftext|>)");
+  cmd->add_flag("--per-doc", o->per_doc, "Also report each document (split at <|endoftext|>)")->excludes(kv_dtype);
   cmd->add_option("--eot", o->eot, "Document separator id for --per-doc (default: the tokenizer's <|endoftext|>)");
   cmd->add_option("--batch", o->batch, "Windows per forward pass")->check(CLI::Range(1, 4096))->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads (0: OpenMP default)")->check(CLI::Range(0, 4096));
@@ -68,7 +68,6 @@ void add_eval(CLI::App& app) {
     const EvalResult r = o->kv_dtype.empty()
                              ? evaluate_tokens(*model, ids, source)
                              : evaluate_tokens_cached(*model, ids, parse_kv_dtype(o->kv_dtype, "--kv-dtype"), o->batch, source);
-    if (o->per_doc && !o->kv_dtype.empty()) fail("--per-doc and --kv-dtype: choose one");
     const std::vector<EvalResult> docs = o->per_doc ? evaluate_documents(*model, ids, eot, source) : std::vector<EvalResult>{};
     if (o->json) {
       nlohmann::json j = to_json(r);

@@ -39,6 +39,10 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache element format")
       ->check(CLI::IsMember({"fp32", "bf16", "fp16", "int8", "int4"}))
       ->capture_default_str();
+  cmd->add_option("--kv-budget", o->gen.kv_budget_bytes,
+                  "Cap the KV cache at this many bytes (e.g. 64MiB, 1GiB): its capacity is the positions per "
+                  "sequence that fit; a request past them is an error, or slides with --sliding-window")
+      ->transform(CLI::AsSizeValue(true));
   cmd->add_flag("--no-cache", o->no_cache, "Recompute the whole prefix for every token (the study's way)");
   cmd->add_flag("--sliding-window", o->gen.sliding_window,
                 "Go past the model's context: a sequence that fills it keeps its last --window-keep tokens, "
@@ -65,11 +69,14 @@ void add_generate(CLI::App& app) {
     gen.use_cache = !o->no_cache;
     gen.kv_dtype = parse_kv_dtype(o->kv_dtype, "--kv-dtype");
     const bool stream = !o->json && prompts.size() == 1;
-    if (!o->json) gen.on_cache = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
-    if (stream) {
-      fmt::print("{}", prompts[0]);
-      std::fflush(stdout);
-    }
+    // Once the request is checked: what the cache holds (stderr), then the prompt the stream continues.
+    gen.on_start = [&](const std::optional<KvCacheFigures>& cache) {
+      if (cache && !o->json) fmt::print(stderr, "{}\n", cache->line());
+      if (stream) {
+        fmt::print("{}", prompts[0]);
+        std::fflush(stdout);
+      }
+    };
     GenerateStats stats;
     const auto out = generate(*model, tok, prompts, gen,
                               [&](int, const std::string& piece) {
@@ -84,10 +91,16 @@ void add_generate(CLI::App& app) {
     const int64_t peak_rss = static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
     if (o->json) {
       nlohmann::json j{{"generations", nlohmann::json::array()}, {"kv_dtype", o->no_cache ? "none" : o->kv_dtype},
-                       {"cache_bytes", stats.cache_bytes}, {"prefill_s", stats.prefill_seconds},
+                       {"cache_bytes", stats.cache ? stats.cache->bytes : 0}, {"kv_cache", nullptr},
+                       {"prefill_s", stats.prefill_seconds},
                        {"decode_s", stats.decode_seconds}, {"decode_tokens", stats.decode_tokens},
                        {"decode_tokens_per_s", tps}, {"window_slides", stats.window_slides},
                        {"peak_rss_bytes", peak_rss}};
+      if (const auto& f = stats.cache)
+        j["kv_cache"] = {{"line", f->line()},         {"layers", f->layers},       {"kv_heads", f->kv_heads},
+                         {"positions", f->positions}, {"head_dim", f->head_dim},   {"dtype", kv_dtype_name(f->dtype)},
+                         {"v_is_k", f->v_is_k},       {"sequences", f->sequences}, {"bytes", f->bytes},
+                         {"qkv_bytes", f->qkv_bytes}};
       for (size_t i = 0; i < out.size(); i++)
         j["generations"].push_back({{"prompt", prompts[i]}, {"text", out[i].text},
                                     {"prompt_tokens", out[i].prompt_tokens}, {"new_tokens", out[i].new_tokens}});

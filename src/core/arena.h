@@ -3,11 +3,10 @@
 // then allocate once; nothing is allocated afterwards, so a training step never touches malloc.
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
-#include <memory>
-#include <new>
 #include <string>
 #include <vector>
+
+#include "core/aligned_block.h"
 
 namespace kvtie {
 
@@ -27,27 +26,22 @@ class Arena {
 
   void allocate() {
     if (bytes_ == 0) bytes_ = kAlign;
-    void* raw = std::aligned_alloc(kAlign, bytes_);
-    if (raw == nullptr) throw std::bad_alloc();
-    memory_.reset(static_cast<std::byte*>(raw));
-    for (const auto& s : slots_) *s.slot = memory_.get() + s.offset;
+    memory_ = AlignedBlock(static_cast<int64_t>(bytes_), kAlign);
+    for (const auto& s : slots_) *s.slot = memory_.data() + s.offset;
   }
 
   size_t bytes() const { return bytes_; }
-  std::byte* data() const { return memory_.get(); }
+  std::byte* data() const { return memory_.data(); }
 
  private:
   static size_t round_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
-  struct Free {
-    void operator()(std::byte* p) const { std::free(p); }
-  };
   struct Slot {
     void** slot;
     size_t offset;
   };
   size_t bytes_ = 0;
   std::vector<Slot> slots_;
-  std::unique_ptr<std::byte, Free> memory_;
+  AlignedBlock memory_;
 };
 
 }  // namespace kvtie

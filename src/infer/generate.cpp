@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "core/units.h"
 #include "infer/decoder.h"
 #include "kvtie/error.h"
 
@@ -39,6 +40,7 @@ std::vector<Generation> generate(Transformer<float>& model, const Tokenizer& tok
   const ModelConfig& c = model.config();
   if (prompts.empty()) fail("no prompt given");
   if (o.max_new < 1) fail("--max-new must be at least 1");
+  if (o.kv_budget_bytes < 0) fail("--kv-budget must not be negative");
   for (const auto& s : o.stop) {
     if (s.empty()) fail("--stop: empty stop string");
     if (s.starts_with("<|") && s.ends_with("|>") && s != "<|endoftext|>")
@@ -49,24 +51,43 @@ std::vector<Generation> generate(Transformer<float>& model, const Tokenizer& tok
   for (int b = 0; b < B; b++) samplers.emplace_back(SamplerConfig{o.sampler.temperature, o.sampler.top_k, o.sampler.top_p,
                                                                  o.sampler.seed + static_cast<uint64_t>(b)});
   std::vector<std::vector<int32_t>> ids(B);
-  int longest = 0;
+  int64_t longest = 0;
   for (int b = 0; b < B; b++) {
     ids[b] = tok.encode(prompts[b], /*allow_special=*/true);
     if (ids[b].empty()) fail("prompt {} is empty: give at least one token of text", b + 1);
-    if (static_cast<int>(ids[b].size()) >= c.max_seq_len)
-      fail("prompt {} has {} tokens; the model's context is {} (room is needed for new tokens)", b + 1, ids[b].size(),
-           c.max_seq_len);
-    if (!o.sliding_window && static_cast<int64_t>(ids[b].size()) + o.max_new > c.max_seq_len)
-      fail("prompt {} has {} tokens and --max-new {} would take it to {} positions; the model's context is {} "
-           "(lower --max-new, or pass --sliding-window)",
-           b + 1, ids[b].size(), o.max_new, static_cast<int64_t>(ids[b].size()) + o.max_new, c.max_seq_len);
-    longest = std::max(longest, static_cast<int>(ids[b].size()));
+    longest = std::max(longest, static_cast<int64_t>(ids[b].size()));
   }
-  if (o.sliding_window && (o.window_keep < 0 || o.window_keep >= c.max_seq_len))
-    fail("--window-keep {}: must be at least 1 and below the model's context of {}", o.window_keep, c.max_seq_len);
-  const int capacity = static_cast<int>(std::min<int64_t>(c.max_seq_len, static_cast<int64_t>(longest) + o.max_new));
-  // Tokens kept when a window slides; 0 when no sequence can reach the end of the context.
-  const int keep = o.sliding_window && capacity == c.max_seq_len ? (o.window_keep > 0 ? o.window_keep : capacity / 2) : 0;
+  // Positions per sequence: what the longest request needs, at most the model's context, and with
+  // a budget at most what fits it (with the cache off, the budget still bounds the window).
+  int64_t capacity = std::min<int64_t>(c.max_seq_len, longest + o.max_new);
+  std::string limit = fmt::format("the model's context is {}", c.max_seq_len);
+  if (o.kv_budget_bytes > 0) {
+    const int64_t per_position = kv_cache_bytes(c, 1, B, o.kv_dtype);
+    const int64_t fit = o.kv_budget_bytes / per_position;
+    if (fit < 2)
+      fail("--kv-budget {}: room for {} position{} of {} sequence{} at {} ({} each); at least 2 are needed",
+           format_bytes(static_cast<double>(o.kv_budget_bytes)), fit, fit == 1 ? "" : "s", B, B == 1 ? "" : "s",
+           kv_dtype_name(o.kv_dtype), format_bytes(static_cast<double>(per_position)));
+    if (fit < capacity) {
+      capacity = fit;
+      limit = fmt::format("--kv-budget {} holds {} positions per sequence",
+                          format_bytes(static_cast<double>(o.kv_budget_bytes)), fit);
+    }
+  }
+  for (int b = 0; b < B; b++) {
+    const int64_t n = static_cast<int64_t>(ids[b].size());
+    if (n >= capacity) fail("prompt {} has {} tokens; {} (room is needed for new tokens)", b + 1, n, limit);
+    if (!o.sliding_window && n + o.max_new > capacity)
+      fail("prompt {} has {} tokens and --max-new {} would take it to {} positions; {} (lower --max-new, or pass "
+           "--sliding-window)",
+           b + 1, n, o.max_new, n + o.max_new, limit);
+  }
+  if (o.sliding_window && (o.window_keep < 0 || o.window_keep >= capacity))
+    fail("--window-keep {}: must be at least 1 and below the window of {} positions", o.window_keep, capacity);
+  // Tokens kept when a window slides; 0 when no sequence can reach the end of its window.
+  const int keep = o.sliding_window && capacity < longest + o.max_new
+                       ? (o.window_keep > 0 ? o.window_keep : static_cast<int>(capacity / 2))
+                       : 0;
   std::vector<Stream> out(B);
   std::vector<int32_t> next(B);
   GenerateStats local;
@@ -103,10 +124,9 @@ std::vector<Generation> generate(Transformer<float>& model, const Tokenizer& tok
   };
 
   if (o.use_cache) {
-    Decoder dec(model, B, capacity, o.kv_dtype, keep);
-    st.cache_bytes = dec.cache().bytes();
-    st.cache_line = dec.cache().describe(c);
-    if (o.on_cache) o.on_cache(st.cache_line);
+    Decoder dec(model, B, static_cast<int>(capacity), o.kv_dtype, keep);
+    st.cache = dec.cache().figures(c);
+    if (o.on_start) o.on_start(st.cache);
     auto t0 = Clock::now();
     for (int b = 0; b < B; b++) next[b] = samplers[b].sample(dec.prefill(b, ids[b]), c.vocab_size);
     st.prefill_seconds = since(t0);
@@ -126,6 +146,7 @@ std::vector<Generation> generate(Transformer<float>& model, const Tokenizer& tok
     st.decode_seconds = since(t0);
     st.window_slides = dec.slides();
   } else {
+    if (o.on_start) o.on_start(std::nullopt);
     auto t0 = Clock::now();
     for (int b = 0; b < B; b++) {
       std::vector<int32_t> seq = ids[b];

@@ -1,11 +1,6 @@
 #include "infer/kv_cache.h"
 
 #include <fmt/format.h>
-#include <sys/mman.h>
-
-#include <cstdlib>
-#include <new>
-
 #include "core/units.h"
 #include "kernels/kv_codec.h"
 #include "kvtie/error.h"
@@ -21,31 +16,22 @@ KvCache::KvCache(const ModelConfig& c, int batch, int capacity, KvDType dtype)
       dtype_(dtype),
       v_is_k_(c.v_is_k()),
       vector_bytes_(kv_vector_bytes(c.head_dim, dtype)),
-      bytes_(kv_cache_bytes(c, capacity, batch, dtype)),
       lengths_(batch, 0) {
   if (batch < 1) fail("KV cache: batch {} must be at least 1", batch);
   if (capacity < 1) fail("KV cache: capacity {} must be at least 1", capacity);
-  // One allocation of bytes_ (the pages are touched as rows are written). Large caches are 2 MiB
-  // aligned and ask for transparent huge pages: the decode kernel streams through every row of
-  // every step, and with 4 KiB pages that is a TLB miss every 16 fp32 rows.
+  // One allocation of exactly kv_cache_bytes(), the profiler's figure (the pages are touched as rows are written). Large caches
+  // are 2 MiB aligned and ask for transparent huge pages: the decode kernel streams through every
+  // row of every step, and with 4 KiB pages that is a TLB miss every 16 fp32 rows.
   constexpr int64_t kHuge = int64_t{2} << 20;
-  const bool huge = bytes_ >= 4 * kHuge;
-  const int64_t align = huge ? kHuge : 64;
-  const int64_t size = (bytes_ + align - 1) / align * align;
-  void* p = std::aligned_alloc(static_cast<size_t>(align), static_cast<size_t>(size));
-  if (p == nullptr) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-  if (huge) madvise(p, static_cast<size_t>(size), MADV_HUGEPAGE);  // advice only: failure is harmless
-#endif
-  data_.reset(static_cast<uint8_t*>(p));
+  const int64_t bytes = kv_cache_bytes(c, capacity, batch, dtype);
+  const bool huge = bytes >= 4 * kHuge;
+  block_ = AlignedBlock(bytes, huge ? kHuge : 64, huge);
 }
-
-void KvCache::Free::operator()(uint8_t* p) const { std::free(p); }
 
 uint8_t* KvCache::at(int layer, int tensor, int seq, int kv_head) const {
   const int64_t tensors = v_is_k_ ? 1 : 2;
   const int64_t index = ((static_cast<int64_t>(layer) * tensors + tensor) * batch_ + seq) * n_kv_head_ + kv_head;
-  return data_.get() + index * capacity_ * vector_bytes_;
+  return reinterpret_cast<uint8_t*>(block_.data()) + index * capacity_ * vector_bytes_;
 }
 
 void KvCache::set_length(int seq, int length) {
@@ -63,15 +49,19 @@ void KvCache::write(int layer, int seq, int pos, const float* k, const float* v)
   }
 }
 
-std::string KvCache::describe(const ModelConfig& c) const {
+KvCacheFigures KvCache::figures(const ModelConfig& c) const {
   ModelConfig unshared = c;
   unshared.share = Share::none;
   unshared.n_kv_head = c.n_head;
+  return {n_layer_, n_kv_head_, capacity_, head_dim_, batch_, dtype_, v_is_k_, bytes(),
+          kv_cache_bytes(unshared, capacity_, batch_, dtype_)};
+}
+
+std::string KvCacheFigures::line() const {
   return fmt::format("kv cache: {} layers × {} kv head{} × {} pos × {} × {}{}: {} ({} sequence{}; QKV would need {})",
-                     n_layer_, n_kv_head_, n_kv_head_ == 1 ? "" : "s", capacity_, head_dim_, kv_dtype_name(dtype_),
-                     v_is_k_ ? ", K=V shared" : ", K and V", format_bytes(static_cast<double>(bytes_)), batch_,
-                     batch_ == 1 ? "" : "s",
-                     format_bytes(static_cast<double>(kv_cache_bytes(unshared, capacity_, batch_, dtype_))));
+                     layers, kv_heads, kv_heads == 1 ? "" : "s", positions, head_dim, kv_dtype_name(dtype),
+                     v_is_k ? ", K=V shared" : ", K and V", format_bytes(static_cast<double>(bytes)), sequences,
+                     sequences == 1 ? "" : "s", format_bytes(static_cast<double>(qkv_bytes)));
 }
 
 }  // namespace kvtie

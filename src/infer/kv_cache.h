@@ -6,13 +6,25 @@
 // One allocation of exactly kv_cache_bytes() (the profiler's figure); nothing grows later. A
 // sequence that would pass its capacity is an Error, never a silent overwrite.
 #include <cstdint>
-#include <memory>
 #include <vector>
 
+#include "core/aligned_block.h"
 #include "kvtie/config.h"
 #include "kvtie/profile.h"
 
 namespace kvtie {
+
+// What a cache holds, and what the same cache would need with K and V apart at every query head
+// (QKV): the figures of the line `kvtie generate` prints at start, and of its --json.
+struct KvCacheFigures {
+  int layers, kv_heads, positions, head_dim, sequences;
+  KvDType dtype;
+  bool v_is_k;
+  int64_t bytes, qkv_bytes;
+  // "kv cache: 6 layers × 1 kv head × 2048 pos × 64 × bf16, K=V shared: 1.5 MiB (1 sequence; QKV
+  // would need 12.0 MiB)"
+  std::string line() const;
+};
 
 class KvCache {
  public:
@@ -22,7 +34,7 @@ class KvCache {
   int capacity() const { return capacity_; }
   KvDType dtype() const { return dtype_; }
   bool v_is_k() const { return v_is_k_; }
-  int64_t bytes() const { return bytes_; }  // what was allocated
+  int64_t bytes() const { return block_.bytes(); }  // what was allocated
   int64_t vector_bytes() const { return vector_bytes_; }
 
   int length(int seq) const { return lengths_[seq]; }
@@ -35,8 +47,8 @@ class KvCache {
   const uint8_t* keys(int layer, int seq, int kv_head) const { return at(layer, 0, seq, kv_head); }
   const uint8_t* values(int layer, int seq, int kv_head) const { return at(layer, v_is_k_ ? 0 : 1, seq, kv_head); }
 
-  // One line saying what the cache holds and what it would have needed without sharing.
-  std::string describe(const ModelConfig& config) const;
+  // What the cache holds (bytes: what was allocated) and what it would have needed without sharing.
+  KvCacheFigures figures(const ModelConfig& config) const;
 
  private:
   uint8_t* at(int layer, int tensor, int seq, int kv_head) const;
@@ -44,11 +56,8 @@ class KvCache {
   int n_layer_, n_kv_head_, head_dim_, batch_, capacity_;
   KvDType dtype_;
   bool v_is_k_;
-  int64_t vector_bytes_, bytes_;
-  struct Free {
-    void operator()(uint8_t* p) const;
-  };
-  std::unique_ptr<uint8_t, Free> data_;
+  int64_t vector_bytes_;
+  AlignedBlock block_;
   std::vector<int> lengths_;
 };
 

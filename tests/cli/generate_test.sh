@@ -38,6 +38,13 @@ check "greedy text is identical with and without the cache" \
   test "$(jq -r '.generations[0].text' cached.json)" == "$(jq -r '.generations[0].text' full.json)"
 check "12 new tokens" test "$(jq '.generations[0].new_tokens' cached.json)" -eq 12
 check "cache bytes are reported" test "$(jq .cache_bytes cached.json)" -gt 0
+# The start line's figures in --json: 2 layers × 2 kv heads × positions × 8 × fp32, K=V once; QKV
+# would keep K and V at all 4 heads: 4× the bytes.
+check "--json states what the cache holds" test "$(jq -r '.kv_cache | "\(.layers) \(.kv_heads) \(.head_dim) \(.dtype) \(.v_is_k) \(.sequences)"' cached.json)" == "2 2 8 fp32 true 1"
+check "--json: bytes = layers × kv heads × positions × head_dim × 4" \
+  test "$(jq '.kv_cache.bytes == 2 * 2 * .kv_cache.positions * 8 * 4 and .kv_cache.bytes == .cache_bytes' cached.json)" == true
+check "--json: what QKV would need" test "$(jq '.kv_cache.qkv_bytes == 4 * .kv_cache.bytes' cached.json)" == true
+check "--json: the start line" bash -c "jq -r .kv_cache.line cached.json | grep -q 'K=V shared.*QKV would need'"
 for dt in bf16 int8 int4; do
   check "generate with a $dt cache" bash -c "'$kvtie' generate --model $model --prompt 'the dog' --max-new 5 --kv-dtype $dt --json >/dev/null"
 done
@@ -74,13 +81,31 @@ fails_with "--window-keep not below the context" "window-keep" "$kvtie" generate
 check "eval through the fp32 cache equals the full forward" \
   /usr/bin/python3 -c "import json,sys; a=json.load(open('plain.json')); b=json.load(open('viacache.json')); sys.exit(abs(a['loss']-b['loss'])>1e-4*a['loss'] or a['tokens']!=b['tokens'])"
 
+# A cache budget fixes the capacity: one position of this model is 2 × 2 × 8 × 4 = 128 bytes at
+# fp32, so 2 KiB hold 16. Past them: an error, or with --sliding-window the window slides.
+"$kvtie" generate --model $model --prompt "the cat" --max-new 10 --temperature 0 --kv-budget 2KiB --json >budget.json
+check "--kv-budget: the request fits, the cache is sized to it" test "$(jq .kv_cache.positions budget.json)" -le 16
+fails_with "--kv-budget too small for the request" "kv-budget 2.0 KiB holds 16 positions" \
+  "$kvtie" generate --model $model --prompt "the cat" --max-new 30 --kv-budget 2KiB
+"$kvtie" generate --model $model --prompt "the cat" --max-new 30 --temperature 0 --kv-budget 2KiB --sliding-window --json >budget_slide.json
+check "--kv-budget with --sliding-window: 16 positions, the window slides" \
+  test "$(jq '.kv_cache.positions == 16 and .window_slides >= 1 and .generations[0].new_tokens == 30' budget_slide.json)" == true
+fails_with "--kv-budget below 2 positions" "at least 2" "$kvtie" generate --model $model --prompt "the" --kv-budget 200b
+check "--kv-budget not a size is refused, naming the option" \
+  bash -c "'$kvtie' generate --model $model --prompt the --kv-budget lots 2>&1 | grep -q '^--kv-budget: lots' && [[ \${PIPESTATUS[0]} -ne 0 ]]"
+
 fails_with "empty prompt" "empty" "$kvtie" generate --model $model --prompt ""
 long=$(for i in $(seq 1 80); do printf 'the cat '; done)
 fails_with "prompt longer than the context" "context" "$kvtie" generate --model $model --prompt "$long"
+check "nothing is echoed before the error" test ! -s out.txt
 fails_with "unknown stop token" "unknown stop token" "$kvtie" generate --model $model --prompt "the" --stop "<|im_end|>"
 mkdir -p bare && cp $model bare/
 fails_with "checkpoint without tokenizer" "no tokenizer beside" "$kvtie" generate --model bare/model.safetensors --prompt "the"
 fails_with "bad --top-p" "top-p" "$kvtie" generate --model $model --prompt "the" --top-p 0
 fails_with "empty batch file" "no prompts" "$kvtie" generate --model $model --batch-file /dev/null
+"$kvtie" eval --model $model --tokens tokens.npy --per-doc --kv-dtype int8 >out.txt 2>err.txt
+rc=$?
+check "eval: --per-doc with --kv-dtype is refused before evaluating" \
+  bash -c "[[ $rc -ne 0 ]] && grep -q 'excludes' err.txt && ! grep -q loss out.txt"
 
 finish
