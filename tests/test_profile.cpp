@@ -265,7 +265,8 @@ int64_t kv_bytes_by_loop(const ModelConfig& c, KvDType t) {
         int64_t bits = 0;
         for (int i = 0; i < c.head_dim; i++)
           bits += t == KvDType::fp32 ? 32 : t == KvDType::int8 ? 8 : t == KvDType::int4 ? 4 : 16;
-        bytes += (bits + 7) / 8 + (t == KvDType::int8 || t == KvDType::int4 ? 4 : 0);
+        // the scales: int8 one fp32 per vector, int4 one fp16 per started group of 32
+        bytes += (bits + 7) / 8 + (t == KvDType::int8 ? 4 : t == KvDType::int4 ? 2 * ((c.head_dim + 31) / 32) : 0);
       }
   return bytes;
 }
@@ -284,7 +285,8 @@ TEST(ProfileTheory, KvBytesMatchAnIndependentCount) {
   }
   EXPECT_EQ(kv_vector_bytes(64, KvDType::int8), 68);
   EXPECT_EQ(kv_vector_bytes(64, KvDType::int4), 36);
-  EXPECT_EQ(kv_vector_bytes(5, KvDType::int4), 3 + 4);  // odd head_dim: the last byte is half used
+  EXPECT_EQ(kv_vector_bytes(5, KvDType::int4), 3 + 2);  // odd head_dim: the last byte is half used
+  EXPECT_EQ(kv_vector_bytes(80, KvDType::int4), 40 + 3 * 2);  // the last group of 32 is half full
   const std::string e =
       error_of([] { kv_cache_bytes(variant("paper-1.2b", "QKV"), int64_t{1} << 40, 1 << 20, KvDType::fp32); });
   EXPECT_NE(e.find("overflows"), std::string::npos) << e;

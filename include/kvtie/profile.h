@@ -18,15 +18,19 @@ namespace kvtie {
 // ---------------------------------------------------------------------------------------------
 // KV cache
 
-// Element formats of the cache. int8/int4 are symmetric per-vector quantisation: each stored
+// Element formats of the cache, all symmetric quantisation for the integer ones. int8: each stored
 // head vector (head_dim values of one token, layer, kv head and tensor) carries one fp32 scale.
+// int4: each group of kInt4Group elements of a head vector carries its own fp16 scale, so that
+// one large element costs precision in its group only.
 enum class KvDType { fp32, bf16, fp16, int8, int4 };
+inline constexpr int kInt4Group = 32;
 inline constexpr KvDType kAllKvDTypes[] = {KvDType::fp32, KvDType::bf16, KvDType::fp16, KvDType::int8, KvDType::int4};
 std::string_view kv_dtype_name(KvDType t);
 // "fp32", "bf16", "fp16", "int8", "int4"; anything else is an Error naming `what`.
 KvDType parse_kv_dtype(std::string_view name, std::string_view what = "--dtype");
 
-// Bytes of one stored head vector: ceil(head_dim · bits / 8), plus the scale for int8/int4.
+// Bytes of one stored head vector: ceil(head_dim · bits / 8), plus the scales: int8 4 bytes,
+// int4 2 per group of kInt4Group elements (at head_dim 64: fp32 256, int8 68, int4 36).
 int64_t kv_vector_bytes(int head_dim, KvDType t);
 // Bytes one token adds to the cache, all layers: n_layer · (1 if V = K else 2) · n_kv_head · vector.
 int64_t kv_cache_bytes_per_token(const ModelConfig& c, KvDType t);

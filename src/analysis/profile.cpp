@@ -17,9 +17,10 @@ namespace kvtie {
 // KV cache
 
 namespace {
-// The scale of one quantised head vector is an fp32: the dequantising kernel multiplies by it
-// directly, and at head_dim 64 it costs 4 of 68 bytes (int8).
-constexpr int64_t kKvScaleBytes = 4;
+// int8's one scale per head vector is an fp32: the integer kernel multiplies by it directly, and at
+// head_dim 64 it costs 4 of 68 bytes. int4's scales are fp16, one per group: at head_dim 64, 4 of
+// 36 bytes.
+constexpr int64_t kInt8ScaleBytes = 4, kInt4ScaleBytes = 2;
 
 int kv_bits(KvDType t) {
   switch (t) {
@@ -68,8 +69,9 @@ KvDType parse_kv_dtype(std::string_view name, std::string_view what) {
 int64_t kv_vector_bytes(int head_dim, KvDType t) {
   const int64_t bits = static_cast<int64_t>(head_dim) * kv_bits(t);
   const int64_t packed = (bits + 7) / 8;  // int4 with an odd head_dim still fills whole bytes
-  const bool quantised = t == KvDType::int8 || t == KvDType::int4;
-  return packed + (quantised ? kKvScaleBytes : 0);
+  if (t == KvDType::int8) return packed + kInt8ScaleBytes;
+  if (t == KvDType::int4) return packed + kInt4ScaleBytes * ((head_dim + kInt4Group - 1) / kInt4Group);
+  return packed;
 }
 
 int64_t kv_cache_bytes_per_token(const ModelConfig& c, KvDType t) {

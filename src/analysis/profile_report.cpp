@@ -428,8 +428,8 @@ Table kv_table(const ModelProfile& p) {
     t.rows.push_back(std::move(row));
   }
   t.notes.push_back(
-      "per token: n_layer · (1 if V=K else 2) · n_kv_head · head_dim values; int8/int4 add one fp32 "
-      "scale per stored head vector; the cut is the same at every dtype");
+      "per token: n_layer · (1 if V=K else 2) · n_kv_head · head_dim values; int8 adds one fp32 scale "
+      "per stored head vector, int4 one fp16 scale per 32 elements; the cut is the same at every dtype");
   // A study figure that is more than its own rounding away from ours gets the arithmetic beside it.
   for (const auto& v : p.variants) {
     const auto s = study_cut ? study_value(p.study->kv_cut_percent, v.label) : std::nullopt;

@@ -35,10 +35,10 @@ inline void prefetch_start(const uint8_t* k, const uint8_t* v) {
 int round_up(int n, int w) { return (n + w - 1) / w * w; }
 
 // ---------------------------------------------------------------------------------------------
-// One stored element as float, unscaled (int8/int4: the code). Tails of the vector paths and the
-// whole of the scalar path use these.
+// One stored element as float: int8 unscaled (the code; row_scale is its row's scale), int4 times
+// its group's scale. Tails of the vector paths and the whole of the scalar path use these.
 
-inline float element(const uint8_t* src, int i, KvDType t) {
+inline float element(const uint8_t* src, int i, int hd, KvDType t) {
   switch (t) {
     case KvDType::fp32: {
       float f;
@@ -56,10 +56,7 @@ inline float element(const uint8_t* src, int i, KvDType t) {
       return static_cast<float>(h);
     }
     case KvDType::int8: return static_cast<float>(static_cast<int8_t>(src[i]));
-    case KvDType::int4: {
-      const int nib = (src[i / 2] >> (i % 2 ? 4 : 0)) & 0xf;
-      return static_cast<float>(nib >= 8 ? nib - 16 : nib);
-    }
+    case KvDType::int4: return static_cast<float>(int4_code(src, i)) * int4_scale(src, hd, i / kInt4Group);
   }
   return 0;
 }
@@ -67,13 +64,12 @@ inline float element(const uint8_t* src, int i, KvDType t) {
 inline float row_scale(const uint8_t* src, int hd, KvDType t) {
   float s = 1.0f;
   if (t == KvDType::int8) std::memcpy(&s, src + hd, 4);
-  if (t == KvDType::int4) std::memcpy(&s, src + (hd + 1) / 2, 4);
   return s;
 }
 
 // Elements [from, hd) of one row, then zeros up to width.
 inline void convert_tail(float* dst, const uint8_t* src, int from, int hd, int64_t width, KvDType t) {
-  for (int i = from; i < hd; i++) dst[i] = element(src, i, t);
+  for (int i = from; i < hd; i++) dst[i] = element(src, i, hd, t);
   for (int64_t i = hd; i < width; i++) dst[i] = 0.0f;
 }
 
@@ -82,7 +78,7 @@ inline void convert_tail(float* dst, const uint8_t* src, int from, int hd, int64
 // and weight arrays hold round_up(count, W) floats of which `count` are meaningful. NV > 0 says, at
 // compile time, that n = hd = NV·W (no tail: the loops unroll and q stays in registers); NV = 0
 // takes n and hd at run time. The functions that read rows from the cache prefetch its rows
-// ahead (prefetch_ahead): convert and widen_int4 always, the others when told (`ahead`: the rows
+// ahead (prefetch_ahead): convert always, the others when told (`ahead`: the rows
 // are the cache's, not a tile in L1); the value sums (update, iupdate) kValueAhead, the rest
 // kCacheAhead (kernels/prefetch.h).
 //   convert: stored rows → float rows (see kv_rows_to_float)
@@ -145,36 +141,19 @@ struct Scalar {
     for (int j = 0; j < count; j++) s[j] *= f[j];
   }
   // The integer path (see attend_int): q16 · codes in int32, and the value sum with 16-bit weights.
-  // Code i of a row: int8 in the cache, or int16 (Wide: int4 rows widened by widen_int4).
-  template <bool Wide>
-  static int32_t code(const uint8_t* r, int i) {
-    if constexpr (Wide) {
-      int16_t c;
-      std::memcpy(&c, r + 2 * i, 2);
-      return c;
-    } else {
-      return static_cast<int8_t>(r[i]);
-    }
-  }
-  static void widen_int4(int16_t* dst, const uint8_t* src, int64_t ss, int count, int hd) {
-    for (int j = 0; j < count; j++) {
-      prefetch_ahead<kCacheAhead>(src + j * ss, ss);
-      for (int i = 0; i < hd; i++)
-        dst[static_cast<int64_t>(j) * hd + i] = static_cast<int16_t>(element(src + j * ss, i, KvDType::int4));
-    }
-  }
-  template <int NB, bool Wide>
+  static int32_t code(const uint8_t* r, int i) { return static_cast<int8_t>(r[i]); }
+  template <int NB>
   static void iscores(float* s, const int16_t* q16, const uint8_t* rows, int64_t rs, int count, int nb,
                       bool ahead) {
     const int hd = 32 * (NB > 0 ? NB : nb);
     for (int j = 0; j < count; j++) {
       if (ahead) prefetch_ahead<kCacheAhead>(rows + j * rs, rs);
       int32_t a = 0;
-      for (int i = 0; i < hd; i++) a += static_cast<int32_t>(q16[i]) * code<Wide>(rows + j * rs, i);
+      for (int i = 0; i < hd; i++) a += static_cast<int32_t>(q16[i]) * code(rows + j * rs, i);
       s[j] = static_cast<float>(a);
     }
   }
-  template <int NB, bool Wide>
+  template <int NB>
   static void iupdate(float* acc, float corr, const float* w, const uint8_t* rows, int64_t rs, int count, int nb,
                       bool ahead) {
     const int hd = 32 * (NB > 0 ? NB : nb);
@@ -186,7 +165,7 @@ struct Scalar {
     for (int j = 0; j < count; j++) {
       const int32_t wj = static_cast<int32_t>(std::nearbyint(w[j] * wmul));
       if (ahead) prefetch_ahead<kValueAhead>(rows + j * rs, rs);
-      for (int i = 0; i < hd; i++) iacc[i] += wj * code<Wide>(rows + j * rs, i);
+      for (int i = 0; i < hd; i++) iacc[i] += wj * code(rows + j * rs, i);
     }
     for (int i = 0; i < hd; i++) acc[i] += static_cast<float>(iacc[i]) * ws;
   }
@@ -224,8 +203,8 @@ struct Avx512 {
     e0 = int8x16(_mm_sub_epi8(_mm_xor_si128(_mm_unpacklo_epi8(lo, hi), eight), eight));
     e1 = int8x16(_mm_sub_epi8(_mm_xor_si128(_mm_unpackhi_epi8(lo, hi), eight), eight));
   }
-  // Elements [i, i + 16) of a row as floats (unscaled); i + 16 ≤ hd, i a multiple of 16.
-  static __m512 load16(const uint8_t* r, int i, KvDType t) {
+  // Elements [i, i + 16) of a row as floats, as element() gives them; i + 16 ≤ hd, i a multiple of 16.
+  static __m512 load16(const uint8_t* r, int i, int hd, KvDType t) {
     switch (t) {
       case KvDType::fp32: return _mm512_loadu_ps(r + 4 * i);
       case KvDType::bf16:
@@ -237,7 +216,7 @@ struct Avx512 {
         const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r + i / 2));
         __m512 e0, e1;
         int4x32(b, e0, e1);
-        return e0;
+        return _mm512_mul_ps(e0, _mm512_set1_ps(int4_scale(r, hd, i / kInt4Group)));
       }
     }
     return _mm512_setzero_ps();
@@ -251,17 +230,16 @@ struct Avx512 {
       prefetch_ahead<kCacheAhead>(r, ss);
       int i = 0;
       if constexpr (T == KvDType::int4)
-        for (; i + 32 <= hd; i += 32) {
+        for (; i + 32 <= hd; i += 32) {  // one group
           __m512 e0, e1;
           int4x32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + i / 2)), e0, e1);
-          _mm512_storeu_ps(d + i, e0);
-          _mm512_storeu_ps(d + i + 16, e1);
+          const __m512 scale = _mm512_set1_ps(int4_scale(r, hd, i / kInt4Group));
+          _mm512_storeu_ps(d + i, _mm512_mul_ps(e0, scale));
+          _mm512_storeu_ps(d + i + 16, _mm512_mul_ps(e1, scale));
         }
-      for (; i + 16 <= hd; i += 16) _mm512_storeu_ps(d + i, load16(r, i, T));
+      for (; i + 16 <= hd; i += 16) _mm512_storeu_ps(d + i, load16(r, i, hd, T));
       if (NV == 0) convert_tail(d, r, i, hd, ds, T);
-      if constexpr (T == KvDType::int8) std::memcpy(&scales[j], r + hd, 4);
-      else if constexpr (T == KvDType::int4) std::memcpy(&scales[j], r + (hd + 1) / 2, 4);
-      else scales[j] = 1.0f;
+      scales[j] = row_scale(r, hd, T);
     }
   }
   template <int NV>
@@ -384,29 +362,11 @@ struct Avx512 {
     t = _mm512_add_epi32(t, _mm512_shuffle_epi32(t, static_cast<_MM_PERM_ENUM>(_MM_SHUFFLE(1, 0, 3, 2))));
     return _mm512_castsi512_si128(_mm512_maskz_compress_epi32(0x1111, t));
   }
-  // Codes [32b, 32b + 32) of a row as int16: int8 codes widened, or int16 codes (Wide) loaded.
-  template <bool Wide>
+  // Codes [32b, 32b + 32) of a row as int16.
   static __m512i codes32(const uint8_t* r, int b) {
-    if constexpr (Wide) return _mm512_loadu_si512(r + 64 * b);
     return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 32 * b)));
   }
-  // int4 rows → int16 codes, 32 per 16 bytes: each byte k into a 32-bit lane, its two nibbles
-  // into the lane's two 16-bit halves (element 2k low, 2k + 1 high), then sign-extended
-  // ((x ^ 8) − 8 per 16 bits).
-  static void widen_int4(int16_t* dst, const uint8_t* src, int64_t ss, int count, int hd) {
-    const __m512i low = _mm512_set1_epi32(0x0f), high = _mm512_set1_epi32(0xf0), eight = _mm512_set1_epi16(8);
-    for (int j = 0; j < count; j++) {
-      const uint8_t* r = src + j * ss;
-      int16_t* d = dst + static_cast<int64_t>(j) * hd;
-      prefetch_ahead<kCacheAhead>(r, ss);
-      for (int i = 0; i < hd; i += 32) {
-        const __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + i / 2)));
-        const __m512i v = _mm512_or_si512(_mm512_and_si512(x, low), _mm512_slli_epi32(_mm512_and_si512(x, high), 12));
-        _mm512_storeu_si512(d + i, _mm512_sub_epi16(_mm512_xor_si512(v, eight), eight));
-      }
-    }
-  }
-  template <int NB, bool Wide>
+  template <int NB>
   static void iscores(float* s, const int16_t* q16, const uint8_t* rows, int64_t rs, int count, int nb,
                       bool ahead) {
     const int n = NB > 0 ? NB : nb;
@@ -419,22 +379,22 @@ struct Avx512 {
       if (ahead) prefetch_ahead<kCacheAhead>(r0, 4 * rs);
       __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
       for (int b = 0; b < n; b++) {
-        a0 = dot_pairs(a0, qv[b], codes32<Wide>(r0, b));
-        a1 = dot_pairs(a1, qv[b], codes32<Wide>(r1, b));
-        a2 = dot_pairs(a2, qv[b], codes32<Wide>(r2, b));
-        a3 = dot_pairs(a3, qv[b], codes32<Wide>(r3, b));
+        a0 = dot_pairs(a0, qv[b], codes32(r0, b));
+        a1 = dot_pairs(a1, qv[b], codes32(r1, b));
+        a2 = dot_pairs(a2, qv[b], codes32(r2, b));
+        a3 = dot_pairs(a3, qv[b], codes32(r3, b));
       }
       _mm_storeu_ps(s + j, _mm_cvtepi32_ps(hsum4i(a0, a1, a2, a3)));
     }
     for (; j < count; j++) {
       __m512i a = _mm512_setzero_si512();
-      for (int b = 0; b < n; b++) a = dot_pairs(a, qv[b], codes32<Wide>(rows + j * rs, b));
+      for (int b = 0; b < n; b++) a = dot_pairs(a, qv[b], codes32(rows + j * rs, b));
       s[j] = static_cast<float>(_mm512_reduce_add_epi32(a));
     }
   }
   // acc is kept in the order the 16-bit unpacks leave: per 32 elements, lanes (L, k) of `lo` hold
   // element 8L + k and of `hi` 8L + 4 + k (L = 128-bit lane, k < 4); iunpermute restores it.
-  template <int NB, bool Wide>
+  template <int NB>
   static void iupdate(float* acc, float corr, const float* w, const uint8_t* rows, int64_t rs, int count, int nb,
                       bool ahead) {
     const int n = NB > 0 ? NB : nb;
@@ -458,7 +418,7 @@ struct Avx512 {
       const uint8_t* r1 = r0 + rs;
       if (ahead) prefetch_ahead<kValueAhead>(r0, 2 * rs);
       for (int b = 0; b < n; b++) {
-        const __m512i x0 = codes32<Wide>(r0, b), x1 = codes32<Wide>(r1, b);
+        const __m512i x0 = codes32(r0, b), x1 = codes32(r1, b);
         lo[b] = dot_pairs(lo[b], _mm512_unpacklo_epi16(x0, x1), wp);
         hi[b] = dot_pairs(hi[b], _mm512_unpackhi_epi16(x0, x1), wp);
       }
@@ -467,7 +427,7 @@ struct Avx512 {
       const __m512i wp = _mm512_set1_epi32(wq[j] & 0xffff);
       const __m512i z = _mm512_setzero_si512();
       for (int b = 0; b < n; b++) {
-        const __m512i x0 = codes32<Wide>(rows + j * rs, b);
+        const __m512i x0 = codes32(rows + j * rs, b);
         lo[b] = dot_pairs(lo[b], _mm512_unpacklo_epi16(x0, z), wp);
         hi[b] = dot_pairs(hi[b], _mm512_unpackhi_epi16(x0, z), wp);
       }
@@ -538,16 +498,15 @@ struct Avx2 {
         for (; i + 8 <= hd; i += 8)
           _mm256_storeu_ps(d + i, int8x8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(r + i))));
       } else {
-        for (; i + 16 <= hd; i += 16) {
+        for (; i + 16 <= hd; i += 16) {  // within one group
           const __m128i e = int4x16(r + i / 2);
-          _mm256_storeu_ps(d + i, int8x8(e));
-          _mm256_storeu_ps(d + i + 8, int8x8(_mm_srli_si128(e, 8)));
+          const __m256 scale = _mm256_set1_ps(int4_scale(r, hd, i / kInt4Group));
+          _mm256_storeu_ps(d + i, _mm256_mul_ps(int8x8(e), scale));
+          _mm256_storeu_ps(d + i + 8, _mm256_mul_ps(int8x8(_mm_srli_si128(e, 8)), scale));
         }
       }
       if (NV == 0 || i < hd) convert_tail(d, r, i, hd, ds, T);
-      if constexpr (T == KvDType::int8) std::memcpy(&scales[j], r + hd, 4);
-      else if constexpr (T == KvDType::int4) std::memcpy(&scales[j], r + (hd + 1) / 2, 4);
-      else scales[j] = 1.0f;
+      scales[j] = row_scale(r, hd, T);
     }
   }
   template <int NV>
@@ -652,26 +611,11 @@ struct Avx2 {
     h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
     return _mm_cvtsi128_si32(h);
   }
-  // Codes [16b, 16b + 16) of a row as int16 (see Avx512::codes32).
-  template <bool Wide>
+  // Codes [16b, 16b + 16) of a row as int16.
   static __m256i codes16(const uint8_t* r, int b) {
-    if constexpr (Wide) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 32 * b));
     return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 16 * b)));
   }
-  static void widen_int4(int16_t* dst, const uint8_t* src, int64_t ss, int count, int hd) {
-    const __m256i low = _mm256_set1_epi32(0x0f), high = _mm256_set1_epi32(0xf0), eight = _mm256_set1_epi16(8);
-    for (int j = 0; j < count; j++) {
-      const uint8_t* r = src + j * ss;
-      int16_t* d = dst + static_cast<int64_t>(j) * hd;
-      prefetch_ahead<kCacheAhead>(r, ss);
-      for (int i = 0; i < hd; i += 16) {
-        const __m256i x = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(r + i / 2)));
-        const __m256i v = _mm256_or_si256(_mm256_and_si256(x, low), _mm256_slli_epi32(_mm256_and_si256(x, high), 12));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), _mm256_sub_epi16(_mm256_xor_si256(v, eight), eight));
-      }
-    }
-  }
-  template <int NB, bool Wide>
+  template <int NB>
   static void iscores(float* s, const int16_t* q16, const uint8_t* rows, int64_t rs, int count, int nb,
                       bool ahead) {
     const int n = 2 * (NB > 0 ? NB : nb);  // 16-element blocks
@@ -683,10 +627,10 @@ struct Avx2 {
       __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
       for (int b = 0; b < n; b++) {
         const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q16 + 16 * b));
-        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(qv, codes16<Wide>(r0, b)));
-        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(qv, codes16<Wide>(r1, b)));
-        a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(qv, codes16<Wide>(r2, b)));
-        a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(qv, codes16<Wide>(r3, b)));
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(qv, codes16(r0, b)));
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(qv, codes16(r1, b)));
+        a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(qv, codes16(r2, b)));
+        a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(qv, codes16(r3, b)));
       }
       _mm_storeu_ps(s + j, _mm_cvtepi32_ps(hsum4i(a0, a1, a2, a3)));
     }
@@ -694,12 +638,12 @@ struct Avx2 {
       __m256i a = _mm256_setzero_si256();
       for (int b = 0; b < n; b++)
         a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q16 + 16 * b)),
-                                                  codes16<Wide>(rows + j * rs, b)));
+                                                  codes16(rows + j * rs, b)));
       s[j] = static_cast<float>(hsumi(a));
     }
   }
   // Per 16 elements, lanes (L, k) of `lo` hold element 8L + k and of `hi` 8L + 4 + k.
-  template <int NB, bool Wide>
+  template <int NB>
   static void iupdate(float* acc, float corr, const float* w, const uint8_t* rows, int64_t rs, int count, int nb,
                       bool ahead) {
     const int n = 2 * (NB > 0 ? NB : nb);
@@ -724,7 +668,7 @@ struct Avx2 {
       if (ahead) prefetch_ahead<kValueAhead>(r0, 2 * rs);
       const bool pair = j + 1 < count;
       for (int b = 0; b < n; b++) {
-        const __m256i x0 = codes16<Wide>(r0, b), x1 = pair ? codes16<Wide>(r1, b) : z;
+        const __m256i x0 = codes16(r0, b), x1 = pair ? codes16(r1, b) : z;
         lo[b] = _mm256_add_epi32(lo[b], _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, x1), wp));
         hi[b] = _mm256_add_epi32(hi[b], _mm256_madd_epi16(_mm256_unpackhi_epi16(x0, x1), wp));
       }
@@ -778,7 +722,7 @@ struct Args {
 // Per-thread scratch that outlives the call, so decode steps do not allocate.
 struct Scratch {
   std::vector<float> kbuf, vbuf, kscale, vscale, sc, q, acc, m, l, qscale;
-  std::vector<int16_t> q16, kcodes, vcodes;
+  std::vector<int16_t> q16;
 };
 
 // One item: the online softmax over its positions, leaving (max, sum) per query head in ml and
@@ -789,7 +733,7 @@ void attend(const Item& it, const Args& a, Scratch& s, float* ml, float* acc_out
   const KvDType dtype = cache.dtype();
   const int hd = NV > 0 ? NV * I::W : a.hd, G = a.G, n = NV > 0 ? hd : round_up(hd, I::W);
   const int64_t vb = cache.vector_bytes();
-  const bool shared = cache.v_is_k(), quantised = dtype == KvDType::int8 || dtype == KvDType::int4;
+  const bool shared = cache.v_is_k(), quantised = dtype == KvDType::int8;  // rows scaled by row_scale
   const bool direct = dtype == KvDType::fp32 && hd % I::W == 0;  // rows read in place from the cache
   const float* qg = a.q + it.b * a.q_stride + static_cast<int64_t>(it.g) * G * hd;
   for (int h = 0; h < G; h++) {
@@ -826,7 +770,7 @@ void attend(const Item& it, const Args& a, Scratch& s, float* ml, float* acc_out
     for (int h = 0; h < G; h++) {
       float* sc = s.sc.data();
       I::template scores<NV>(sc, s.q.data() + h * n, K, ks, count, n, direct && h == 0);
-      I::scale(sc, kscale, a.attn_scale, count);  // the row's int8/int4 scale folded into its score
+      I::scale(sc, kscale, a.attn_scale, count);  // the row's int8 scale folded into its score
       const float new_max = std::max(s.m[h], I::max(sc, count));
       const float correction = new_max == s.m[h] ? 1.0f : I::exp1(s.m[h] - new_max);
       const float sum = I::exp_sum(sc, count, new_max);
@@ -842,27 +786,26 @@ void attend(const Item& it, const Args& a, Scratch& s, float* ml, float* acc_out
   }
 }
 
-// The integer path of int8 and int4 caches, for head sizes that are a multiple of 32 up to 256.
+// The integer path of int8 caches, for head sizes that are a multiple of 32 up to 256.
 // The rows are never widened to float: each query head is rounded once to int16 (q16 =
 // round(q · 32767 / max|q|)) and its scores are exact int32 dot products with the codes, times
 // max|q|/32767 · the row's scale; the value-sum weights (softmax weight · row scale) are rounded to
 // int16 per tile (relative to the tile's largest) and summed with the codes in int32. Both
-// roundings are 1/65534 of the largest value, far below the codes' own 1/254 (int8) or 1/14 (int4);
-// every path, the scalar one included, rounds identically. int8 codes are read in place; int4 rows
-// are first widened to int16 codes in an L1 tile (once, for both K=V roles).
+// roundings are 1/65534 of the largest value, far below the codes' own 1/254; every path, the
+// scalar one included, rounds identically. The codes are read in place. (int4 rows, whose scale
+// changes every kInt4Group elements, are widened to float with their scales applied instead.)
 std::atomic<bool> g_int_path{true};
 
 inline bool int_path(KvDType t, int hd) {
   if (!g_int_path.load(std::memory_order_relaxed)) return false;
-  return (t == KvDType::int8 || t == KvDType::int4) && hd % 32 == 0 && hd <= 256;
+  return t == KvDType::int8 && hd % 32 == 0 && hd <= 256;
 }
 
-template <class I, int NB, bool Int4>
+template <class I, int NB>
 void attend_int(const Item& it, const Args& a, Scratch& s, float* ml, float* acc_out) {
   const KvCache& cache = *a.cache;
   const int hd = a.hd, G = a.G, nb = hd / 32;
   const int64_t vb = cache.vector_bytes();
-  const int64_t scale_at = Int4 ? hd / 2 : hd;
   const bool shared = cache.v_is_k();
   const float* qg = a.q + it.b * a.q_stride + static_cast<int64_t>(it.g) * G * hd;
   for (int h = 0; h < G; h++)
@@ -878,22 +821,13 @@ void attend_int(const Item& it, const Args& a, Scratch& s, float* ml, float* acc
     const int count = std::min(kIntTile, it.last - first);
     const uint8_t* K = kbase + first * vb;
     const uint8_t* V = shared ? K : vbase + first * vb;
-    for (int j = 0; j < count; j++) std::memcpy(&s.kscale[j], K + j * vb + scale_at, 4);
+    for (int j = 0; j < count; j++) s.kscale[j] = row_scale(K + j * vb, hd, KvDType::int8);
     if (!shared)
-      for (int j = 0; j < count; j++) std::memcpy(&s.vscale[j], V + j * vb + scale_at, 4);
+      for (int j = 0; j < count; j++) s.vscale[j] = row_scale(V + j * vb, hd, KvDType::int8);
     const float* vscale = shared ? s.kscale.data() : s.vscale.data();
-    // The rows as the integer kernels read them, and their stride in bytes.
-    const uint8_t *KR = K, *VR = V;
-    int64_t rs = vb;
-    if constexpr (Int4) {
-      I::widen_int4(s.kcodes.data(), K, vb, count, hd);
-      KR = reinterpret_cast<const uint8_t*>(s.kcodes.data()), rs = 2 * hd;
-      if (!shared) I::widen_int4(s.vcodes.data(), V, vb, count, hd);
-      VR = shared ? KR : reinterpret_cast<const uint8_t*>(s.vcodes.data());
-    }
     for (int h = 0; h < G; h++) {
       float* sc = s.sc.data();
-      I::template iscores<NB, Int4>(sc, s.q16.data() + static_cast<size_t>(h) * hd, KR, rs, count, nb, !Int4 && h == 0);
+      I::template iscores<NB>(sc, s.q16.data() + static_cast<size_t>(h) * hd, K, vb, count, nb, h == 0);
       I::scale(sc, s.kscale.data(), s.qscale[h], count);
       const float new_max = std::max(s.m[h], I::max(sc, count));
       const float correction = new_max == s.m[h] ? 1.0f : I::exp1(s.m[h] - new_max);
@@ -901,7 +835,7 @@ void attend_int(const Item& it, const Args& a, Scratch& s, float* ml, float* acc
       s.l[h] = s.l[h] * correction + sum;
       s.m[h] = new_max;
       I::mul(sc, vscale, count);
-      I::template iupdate<NB, Int4>(s.acc.data() + h * hd, correction, sc, VR, rs, count, nb, !Int4 && h == 0);
+      I::template iupdate<NB>(s.acc.data() + h * hd, correction, sc, V, vb, count, nb, h == 0);
     }
   }
   for (int h = 0; h < G; h++) {
@@ -924,7 +858,7 @@ void attend_group(const Item& it, const Args& a, Scratch&, float* ml, float* acc
                           a.G,
                           a.q + it.b * a.q_stride + static_cast<int64_t>(it.g) * a.G * a.hd,
                           a.attn_scale,
-                          cache.dtype() == KvDType::int8 && int_path(KvDType::int8, a.hd)};
+                          int_path(cache.dtype(), a.hd)};
   decode_group_attend(g, ml, acc_out, I::kIsa);
 }
 
@@ -959,12 +893,7 @@ void run(float* out, const float* q, int64_t q_stride, const KvCache& cache, int
     if (hd / I::W == 4) attend_item = attend<I, 4>;
     if (hd / I::W == 8) attend_item = attend<I, 8>;
   }
-  if (int_path(cache.dtype(), hd)) {
-    if (cache.dtype() == KvDType::int8)
-      attend_item = hd == 64 ? attend_int<I, 2, false> : hd == 128 ? attend_int<I, 4, false> : attend_int<I, 0, false>;
-    else
-      attend_item = hd == 64 ? attend_int<I, 2, true> : hd == 128 ? attend_int<I, 4, true> : attend_int<I, 0, true>;
-  }
+  if (int_path(cache.dtype(), hd)) attend_item = hd == 64 ? attend_int<I, 2> : hd == 128 ? attend_int<I, 4> : attend_int<I, 0>;
   // Several query heads per kv head: the vector paths serve them together.
   if constexpr (I::W > 1)
     if (decode_group_supported(hd, G)) attend_item = attend_group<I>;
@@ -986,8 +915,6 @@ void run(float* out, const float* q, int64_t q_stride, const KvCache& cache, int
     s.l.resize(G);
     s.qscale.resize(G);
     s.q16.resize(static_cast<size_t>(G) * hd);
-    s.kcodes.resize(static_cast<size_t>(kMaxTile) * hd);
-    s.vcodes.resize(cache.v_is_k() ? 0 : static_cast<size_t>(kMaxTile) * hd);
     // Dynamic: on a shared machine a thread that loses its core does not hold up the others.
 #pragma omp for schedule(dynamic, 1)
     for (int64_t i = 0; i < n_items; i++) attend_item(item[i], args, s, ml + i * 2 * G, pacc + i * G * hd);

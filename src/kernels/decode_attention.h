@@ -11,11 +11,12 @@
 // fallback that is also the reference the tests compare the vector paths with). Dequantisation
 // happens on the fly, a tile at a time: bf16/fp16 rows are widened into an L1-resident float tile
 // (fp32 rows are read in place; the AVX-512 group path reads bf16 rows as stored for whole blocks
-// of 8 heads, see decode_group.h); int8/int4 rows stay integer — the query is rounded to int16 once,
+// of 8 heads, see decode_group.h); int8 rows stay integer — the query is rounded to int16 once,
 // scores are int32 dot products with the codes (VNNI vpdpwssd where present), the value sum runs
 // on int16-rounded softmax weights — and each row's scale is folded into its score and its weight,
 // one multiply per row instead of per element. (Head sizes that are not a multiple of 32 widen
-// int8/int4 to float too, and so does the group path of decode_group.h, but for int8 on AVX-512.)
+// int8 to float too, and so does the group path of decode_group.h, but on AVX-512.) int4 rows,
+// whose scale changes every kInt4Group elements, are widened to float with their scales applied.
 #include <cstdint>
 #include <string_view>
 
@@ -37,7 +38,7 @@ DecodeIsa decode_isa_best();
 // What `best` resolves to from now on, process-wide (benchmarks compare the paths with it); an
 // Error when the path is not compiled. Default: the widest compiled path.
 void set_decode_isa(DecodeIsa isa);
-// Whether int8/int4 caches with a head size that is a multiple of 32 (up to 256) take the integer
+// Whether int8 caches with a head size that is a multiple of 32 (up to 256) take the integer
 // path (default) or are widened to float like the other formats; process-wide, for tests and
 // benchmarks that compare the two.
 void set_decode_int_path(bool enabled);
@@ -56,8 +57,9 @@ void decode_attention(float* out, const float* q, int64_t q_stride, const KvCach
 
 // The dequantisation step on its own, exposed for tests: `count` stored vectors (at src_stride
 // bytes) become rows of dst (at dst_stride floats, zero from hd to dst_stride). Float formats are
-// widened exactly and scales[j] = 1; int8/int4 rows hold their codes as floats and scales[j] their
-// scale, so codes · scale is exactly kv_decode()'s value.
+// widened exactly and scales[j] = 1, and so are int4 rows (codes times their group's scale); int8
+// rows hold their codes as floats and scales[j] their scale, so codes · scale is exactly
+// kv_decode()'s value.
 void kv_rows_to_float(DecodeIsa isa, float* dst, int64_t dst_stride, float* scales, const uint8_t* src,
                       int64_t src_stride, int count, int hd, KvDType t);
 

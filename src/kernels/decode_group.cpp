@@ -40,7 +40,7 @@ T* aligned64(std::vector<T>& v, size_t count) {
 
 // The row arithmetic of a block of up to kLanes heads, one struct per instruction set. Both
 // leave the same layout, the one the lane-wise online softmax of group_attend reads:
-//   block_scores<HD, H>: p[j·8 + h] = q_h · row_j (times the row's int8/int4 scale) for H heads
+//   block_scores<HD, H>: p[j·8 + h] = q_h · row_j (times the row's int8 scale) for H heads
 //            (2, 4 or 8), 0 in the lanes of absent heads (their queries are zero)
 //   softmax: the online softmax of the block's heads, lane-wise: the running max m and sum l of
 //            each head updated by the tile's scores, p[j·8 + h] = exp(score − new max) (times the
@@ -747,7 +747,7 @@ void group_attend(const DecodeGroupItem& it, float* ml, float* acc_out) {
 #endif
   const int G = it.group, blocks = (G + kLanes - 1) / kLanes, padded = blocks * kLanes;
   const bool fp32 = it.dtype == KvDType::fp32, shared = it.values == it.keys;
-  const bool quantised = it.dtype == KvDType::int8 || it.dtype == KvDType::int4;
+  const bool quantised = it.dtype == KvDType::int8;  // rows widened to codes, scaled per row
   thread_local GroupScratch s;
   // The queries, scaled and padded with zero heads to whole blocks.
   s.q.assign(static_cast<size_t>(padded) * HD, 0.0f);
@@ -759,8 +759,8 @@ void group_attend(const DecodeGroupItem& it, float* ml, float* acc_out) {
   }
   for (int first = 0; first < it.count; first += kRows) {
     const int n = std::min(kRows, it.count - first);
-    // The tile's rows as floats: fp32 in place, other formats widened (codes for int8/int4, whose
-    // scales fold into the scores and the softmax weights).
+    // The tile's rows as floats: fp32 in place, other formats widened (codes for int8, whose scales
+    // fold into the scores and the softmax weights; int4 with its group scales applied).
     auto rows = [&](const uint8_t* base, std::vector<float>& buf, std::vector<float>& scales, const float*& out,
                     int64_t& stride, const float*& row_scale) {
       const uint8_t* src = base + first * it.stride;

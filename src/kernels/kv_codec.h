@@ -1,7 +1,9 @@
 #pragma once
 // How one head vector (head_dim floats of one token) is stored in the KV cache. int8 and int4 are
-// symmetric per-vector quantisation: the codes, then one fp32 scale (max |x| / 127 or / 7). The byte
-// sizes are kv_vector_bytes() of include/kvtie/profile.h, the profiler's contract.
+// symmetric quantisation. int8: the codes, then one fp32 scale (max |x| / 127). int4: the codes, two
+// per byte (element 2k in the low nibble of byte k), then one fp16 scale per group of kInt4Group
+// elements (the group's max |x| / 7). The byte sizes are kv_vector_bytes() of
+// include/kvtie/profile.h, the profiler's contract.
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -29,6 +31,18 @@ inline float round_to_int16(int16_t* codes, const float* x, int n) {
   return most / 32767.0f;
 }
 
+// int4: where group g's fp16 scale is stored, the scale as float, and code i (−8 … 7).
+inline int64_t int4_scale_offset(int hd, int g) { return (static_cast<int64_t>(hd) + 1) / 2 + 2 * g; }
+inline float int4_scale(const uint8_t* src, int hd, int g) {
+  _Float16 h;
+  std::memcpy(&h, src + int4_scale_offset(hd, g), 2);
+  return static_cast<float>(h);
+}
+inline int int4_code(const uint8_t* src, int i) {
+  const int nib = (src[i / 2] >> (i % 2 ? 4 : 0)) & 0xf;
+  return nib >= 8 ? nib - 16 : nib;
+}
+
 inline void kv_encode(uint8_t* dst, const float* x, int hd, KvDType t) {
   switch (t) {
     case KvDType::fp32: std::memcpy(dst, x, sizeof(float) * hd); return;
@@ -44,25 +58,30 @@ inline void kv_encode(uint8_t* dst, const float* x, int hd, KvDType t) {
         std::memcpy(dst + 2 * i, &h, 2);
       }
       return;
-    case KvDType::int8:
-    case KvDType::int4: {
-      const bool int8 = t == KvDType::int8;
-      const float qmax = int8 ? 127.f : 7.f;
+    case KvDType::int8: {
       float amax = 0;
       for (int i = 0; i < hd; i++) amax = std::max(amax, std::abs(x[i]));
-      const float scale = amax > 0 ? amax / qmax : 1.f;
+      const float scale = amax > 0 ? amax / 127.f : 1.f;
       const float inv = 1.f / scale;
-      if (int8) {
-        for (int i = 0; i < hd; i++) dst[i] = static_cast<uint8_t>(static_cast<int8_t>(std::lrint(x[i] * inv)));
-        std::memcpy(dst + hd, &scale, 4);
-      } else {
-        const size_t packed = (static_cast<size_t>(hd) + 1) / 2;
-        std::memset(dst, 0, packed);
-        for (int i = 0; i < hd; i++) {
-          const int q = static_cast<int>(std::lrint(x[i] * inv)) & 0xf;  // two's complement nibble
+      for (int i = 0; i < hd; i++) dst[i] = static_cast<uint8_t>(static_cast<int8_t>(std::lrint(x[i] * inv)));
+      std::memcpy(dst + hd, &scale, 4);
+      return;
+    }
+    case KvDType::int4: {
+      std::memset(dst, 0, (static_cast<size_t>(hd) + 1) / 2);
+      for (int g = 0; g * kInt4Group < hd; g++) {
+        const int from = g * kInt4Group, to = std::min(hd, from + kInt4Group);
+        float amax = 0;
+        for (int i = from; i < to; i++) amax = std::max(amax, std::abs(x[i]));
+        // The codes are rounded against the stored (fp16) scale, so that decoding multiplies them
+        // by exactly the scale they were made with.
+        const _Float16 scale = static_cast<_Float16>(std::min(amax / 7.f, 65504.f));  // fp16's largest
+        const float s = static_cast<float>(scale), inv = s > 0 ? 1.f / s : 0.f;
+        for (int i = from; i < to; i++) {
+          const long q = std::clamp(std::lrint(x[i] * inv), -7L, 7L) & 0xf;  // two's complement nibble
           dst[i / 2] |= static_cast<uint8_t>(i % 2 ? q << 4 : q);
         }
-        std::memcpy(dst + packed, &scale, 4);
+        std::memcpy(dst + int4_scale_offset(hd, g), &scale, 2);
       }
       return;
     }
@@ -92,16 +111,9 @@ inline void kv_decode(float* x, const uint8_t* src, int hd, KvDType t) {
       for (int i = 0; i < hd; i++) x[i] = static_cast<float>(static_cast<int8_t>(src[i])) * scale;
       return;
     }
-    case KvDType::int4: {
-      const size_t packed = (static_cast<size_t>(hd) + 1) / 2;
-      float scale;
-      std::memcpy(&scale, src + packed, 4);
-      for (int i = 0; i < hd; i++) {
-        const int nib = (src[i / 2] >> (i % 2 ? 4 : 0)) & 0xf;
-        x[i] = static_cast<float>(nib >= 8 ? nib - 16 : nib) * scale;
-      }
+    case KvDType::int4:
+      for (int i = 0; i < hd; i++) x[i] = static_cast<float>(int4_code(src, i)) * int4_scale(src, hd, i / kInt4Group);
       return;
-    }
   }
 }
 
