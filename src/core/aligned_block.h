@@ -11,7 +11,8 @@ class AlignedBlock {
  public:
   AlignedBlock() = default;
   // `bytes` > 0, starting at a multiple of `align` (a power of two ≥ sizeof(void*));
-  // std::bad_alloc when the system has no room. With `huge_pages` the range is advised for transparent huge pages.
+  // std::bad_alloc when the system has no room. With `huge_pages` the range is advised for
+  // transparent huge pages.
   AlignedBlock(int64_t bytes, int64_t align, bool huge_pages = false);
   ~AlignedBlock();
   AlignedBlock(AlignedBlock&& o) noexcept;

@@ -6,8 +6,8 @@
 // A request must fit the cache: prompt + max_new ≤ its capacity (max_seq_len, or less under
 // kv_budget_bytes), else it is an error before anything runs — unless sliding_window is set: then
 // a sequence that fills the cache keeps its last window_keep tokens (default: half the capacity)
-// and goes on (Decoder says how). The
-// no-cache path slides at the same points, so both give the same tokens.
+// and goes on (Decoder says how). The no-cache path slides at the same points, so both give the
+// same tokens.
 #include <functional>
 #include <optional>
 #include <string>
@@ -31,7 +31,7 @@ struct GenerateOptions {
   // every layer) fit it. 0: from the prompts and max_new alone.
   int64_t kv_budget_bytes = 0;
   bool sliding_window = false;
-  int window_keep = 0;  // tokens kept when the window slides; 0: half the context
+  int window_keep = 0;  // tokens kept when the window slides; 0: half the capacity
   // Called once the request is checked, before the prefill: what the cache holds (none without
   // use_cache).
   std::function<void(const std::optional<KvCacheFigures>&)> on_start;

@@ -1,6 +1,7 @@
 #include "infer/kv_cache.h"
 
 #include <fmt/format.h>
+
 #include "core/units.h"
 #include "kernels/kv_codec.h"
 #include "kvtie/error.h"
@@ -19,9 +20,10 @@ KvCache::KvCache(const ModelConfig& c, int batch, int capacity, KvDType dtype)
       lengths_(batch, 0) {
   if (batch < 1) fail("KV cache: batch {} must be at least 1", batch);
   if (capacity < 1) fail("KV cache: capacity {} must be at least 1", capacity);
-  // One allocation of exactly kv_cache_bytes(), the profiler's figure (the pages are touched as rows are written). Large caches
-  // are 2 MiB aligned and ask for transparent huge pages: the decode kernel streams through every
-  // row of every step, and with 4 KiB pages that is a TLB miss every 16 fp32 rows.
+  // One allocation of exactly kv_cache_bytes(), the profiler's figure (the pages are touched as
+  // rows are written). Large caches are 2 MiB aligned and ask for transparent huge pages: the
+  // decode kernel streams through every row of every step, and with 4 KiB pages that is a TLB miss
+  // every 16 fp32 rows.
   constexpr int64_t kHuge = int64_t{2} << 20;
   const int64_t bytes = kv_cache_bytes(c, capacity, batch, dtype);
   const bool huge = bytes >= 4 * kHuge;
