@@ -92,33 +92,31 @@ TEST_P(Decode, IntegerPathMatchesWideningToFloat) {
   c.d_model = 64, c.n_head = 2, c.head_dim = 32;
   c.n_kv_head = std::min(c.n_kv_head, 2);
   if (c.q_is_k()) c.n_kv_head = 2;
-  {
-    const KvDType t = KvDType::int8;
-    Transformer<float> model(c, 1, c.max_seq_len);
-    test::randomize_params(model, 13);
-    std::vector<int32_t> prompt = {3, 1, 4, 1, 5, 9, 2, 6};
-    std::vector<std::vector<float>> logits(2);
-    for (int path = 0; path < 2; path++) {
-      set_decode_int_path(path == 0);
-      Decoder dec(model, 1, 32, t);
-      const float* l = dec.prefill(0, prompt);
-      for (int s = 0; s < 12; s++) {
-        const int32_t next[1] = {static_cast<int32_t>((s * 7 + 3) % c.vocab_size)};
-        l = dec.step(next);
-        logits[path].insert(logits[path].end(), l, l + c.vocab_size);
-      }
+  const KvDType t = KvDType::int8;
+  Transformer<float> model(c, 1, c.max_seq_len);
+  test::randomize_params(model, 13);
+  std::vector<int32_t> prompt = {3, 1, 4, 1, 5, 9, 2, 6};
+  std::vector<std::vector<float>> logits(2);
+  for (int path = 0; path < 2; path++) {
+    set_decode_int_path(path == 0);
+    Decoder dec(model, 1, 32, t);
+    const float* l = dec.prefill(0, prompt);
+    for (int s = 0; s < 12; s++) {
+      const int32_t next[1] = {static_cast<int32_t>((s * 7 + 3) % c.vocab_size)};
+      l = dec.step(next);
+      logits[path].insert(logits[path].end(), l, l + c.vocab_size);
     }
-    set_decode_int_path(true);
-    const double e = test::scaled_error(logits[0].data(), logits[1].data(), static_cast<int64_t>(logits[0].size()));
-    set_decode_int_path(false);
-    const double ef = cached_vs_full_error(c, t, 6);
-    set_decode_int_path(true);
-    const double ei = cached_vs_full_error(c, t, 6);
-    fmt::print("{}: integer vs float path {:.2e}; against the full forward: float path {:.2e}, integer path {:.2e}\n",
-               kv_dtype_name(t), e, ef, ei);
-    EXPECT_LT(e, 0.15 * ef) << kv_dtype_name(t);
-    EXPECT_LE(ei, 1.02 * ef) << kv_dtype_name(t);
   }
+  set_decode_int_path(true);
+  const double e = test::scaled_error(logits[0].data(), logits[1].data(), static_cast<int64_t>(logits[0].size()));
+  set_decode_int_path(false);
+  const double ef = cached_vs_full_error(c, t, 6);
+  set_decode_int_path(true);
+  const double ei = cached_vs_full_error(c, t, 6);
+  fmt::print("{}: integer vs float path {:.2e}; against the full forward: float path {:.2e}, integer path {:.2e}\n",
+             kv_dtype_name(t), e, ef, ei);
+  EXPECT_LT(e, 0.15 * ef) << kv_dtype_name(t);
+  EXPECT_LE(ei, 1.02 * ef) << kv_dtype_name(t);
 }
 
 // The bytes the allocator was asked for (AlignedBlock's count, not the cache's own word) equal the
