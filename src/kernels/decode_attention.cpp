@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "infer/kv_cache.h"
@@ -844,6 +845,74 @@ void attend_int(const Item& it, const Args& a, Scratch& s, float* ml, float* acc
   }
 }
 
+#ifdef KVTIE_SIMD_AVX512_BF16
+// bf16 rows with one query head per kv head (MHA), read as stored: no float tile, no convert pass.
+// The scores are vdpbf16ps of the row against the query split into hi + lo bf16 (16 significant
+// bits; products of bf16 are exact in fp32, so the scores are as exact as float arithmetic on the
+// rows), four rows at a time; the value sums widen each row as they read it (K=V: the rows the
+// scores just read, from L1). NB = head_dim / 32.
+template <int NB>
+void attend_bf16(const Item& it, const Args& a, Scratch& s, float* ml, float* acc_out) {
+  using I = Avx512;
+  constexpr int hd = 32 * NB;
+  const KvCache& cache = *a.cache;
+  const int64_t vb = cache.vector_bytes();
+  const bool shared = cache.v_is_k();
+  const float* q = a.q + it.b * a.q_stride + static_cast<int64_t>(it.g) * hd;
+  alignas(64) uint16_t hi[hd], lo[hd];
+  for (int i = 0; i < hd; i++) split_bf16(q[i], hi[i], lo[i]);
+  __m512bh qh[NB], ql[NB];
+  for (int b = 0; b < NB; b++)
+    qh[b] = (__m512bh)_mm512_load_si512(hi + 32 * b), ql[b] = (__m512bh)_mm512_load_si512(lo + 32 * b);
+  __m512 acc[2 * NB];
+  for (auto& x : acc) x = _mm512_setzero_ps();
+  float m = kNegInf, l = 0;
+  const uint8_t* kbase = cache.keys(a.layer, it.b, it.g);
+  const uint8_t* vbase = cache.values(a.layer, it.b, it.g);
+  prefetch_start(kbase + it.first * vb, shared ? nullptr : vbase + it.first * vb);
+  auto dot = [&](const uint8_t* r) {
+    __m512 d = _mm512_setzero_ps();
+    for (int b = 0; b < NB; b++) {
+      const __m512bh k = (__m512bh)_mm512_loadu_si512(r + 64 * b);
+      d = _mm512_dpbf16_ps(_mm512_dpbf16_ps(d, k, qh[b]), k, ql[b]);
+    }
+    return d;
+  };
+  float* sc = s.sc.data();
+  for (int first = it.first; first < it.last; first += kTile) {
+    const int count = std::min(kTile, it.last - first);
+    const uint8_t* K = kbase + first * vb;
+    const uint8_t* V = shared ? K : vbase + first * vb;
+    int j = 0;
+    for (; j + 4 <= count; j += 4) {
+      const uint8_t* r = K + j * vb;
+      prefetch_ahead<kCacheAhead>(r, 4 * vb);
+      _mm_storeu_ps(sc + j, hsum4(dot(r), dot(r + vb), dot(r + 2 * vb), dot(r + 3 * vb)));
+    }
+    for (; j < count; j++) sc[j] = _mm512_reduce_add_ps(dot(K + j * vb));
+    I::scale(sc, nullptr, a.attn_scale, count);
+    const float new_max = std::max(m, I::max(sc, count));
+    const float correction = new_max == m ? 1.0f : I::exp1(m - new_max);
+    l = l * correction + I::exp_sum(sc, count, new_max);
+    m = new_max;
+    const __m512 c = _mm512_set1_ps(correction);
+    for (auto& x : acc) x = _mm512_mul_ps(x, c);
+    for (j = 0; j < count; j++) {
+      const uint8_t* v = V + j * vb;
+      if (!shared) prefetch_ahead<kValueAhead>(v, vb);
+      const __m512 p = _mm512_set1_ps(sc[j]);
+      for (int h = 0; h < 2 * NB; h++) {
+        const __m512 x = _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 32 * h))), 16));
+        acc[h] = _mm512_fmadd_ps(p, x, acc[h]);
+      }
+    }
+  }
+  ml[0] = m, ml[1] = l;
+  for (int h = 0; h < 2 * NB; h++) _mm512_storeu_ps(acc_out + 16 * h, acc[h]);
+}
+#endif
+
 // One item through decode_group.h's path: all the group's heads vectorised together.
 template <class I>
 void attend_group(const Item& it, const Args& a, Scratch&, float* ml, float* acc_out) {
@@ -894,6 +963,13 @@ void run(float* out, const float* q, int64_t q_stride, const KvCache& cache, int
     if (hd / I::W == 8) attend_item = attend<I, 8>;
   }
   if (int_path(cache.dtype(), hd)) attend_item = hd == 64 ? attend_int<I, 2> : hd == 128 ? attend_int<I, 4> : attend_int<I, 0>;
+#ifdef KVTIE_SIMD_AVX512_BF16
+  if constexpr (std::is_same_v<I, Avx512>)
+    if (cache.dtype() == KvDType::bf16 && G == 1) {
+      if (hd == 64) attend_item = attend_bf16<2>;
+      if (hd == 128) attend_item = attend_bf16<4>;
+    }
+#endif
   // Several query heads per kv head: the vector paths serve them together.
   if constexpr (I::W > 1)
     if (decode_group_supported(hd, G)) attend_item = attend_group<I>;

@@ -9,14 +9,15 @@
 //
 // The row arithmetic is vectorised (AVX-512 or AVX2, chosen at compile time, with a plain C++
 // fallback that is also the reference the tests compare the vector paths with). Dequantisation
-// happens on the fly, a tile at a time: bf16/fp16 rows are widened into an L1-resident float tile
-// (fp32 rows are read in place; the AVX-512 group path reads bf16 rows as stored for whole blocks
-// of 8 heads, see decode_group.h); int8 rows stay integer — the query is rounded to int16 once,
-// scores are int32 dot products with the codes (VNNI vpdpwssd where present), the value sum runs
-// on int16-rounded softmax weights — and each row's scale is folded into its score and its weight,
-// one multiply per row instead of per element. (Head sizes that are not a multiple of 32 widen
-// int8 to float too, and so does the group path of decode_group.h, but on AVX-512.) int4 rows,
-// whose scale changes every kInt4Group elements, are widened to float with their scales applied.
+// happens on the fly, a tile at a time. fp32 rows are read in place. bf16/fp16 rows are widened
+// into an L1-resident float tile, but with AVX-512 BF16 bf16 rows are read as stored, by one query
+// head per kv head (head_dim 64 or 128) and by whole blocks of 8 heads (decode_group.h). int8 rows
+// stay integer — the query is rounded to int16 once, scores are int32 dot products with the codes
+// (VNNI vpdpwssd where present), the value sum runs on int16-rounded softmax weights — and each
+// row's scale is folded into its score and its weight, one multiply per row instead of per
+// element. (Head sizes that are not a multiple of 32 widen int8 to float too, and so does the group
+// path of decode_group.h, but on AVX-512.) int4 rows, whose scale changes every kInt4Group
+// elements, are widened to float with their scales applied.
 #include <cstdint>
 #include <string_view>
 

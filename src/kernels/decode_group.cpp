@@ -505,10 +505,7 @@ struct GroupAvx512 {
     for (int d = 0; d < hd / 4; d++)
       for (int h = 0; h < kLanes; h++)
         for (int i = 0; i < 4; i++) {
-          const float x = q[h * hd + 4 * d + i];
-          const uint16_t hi = to_bf16(x), lo = to_bf16(x - from_bf16(hi));
-          qp[(2 * d) * 32 + pair_lane(h, i)] = hi;
-          qp[(2 * d + 1) * 32 + pair_lane(h, i)] = lo;
+          split_bf16(q[h * hd + 4 * d + i], qp[(2 * d) * 32 + pair_lane(h, i)], qp[(2 * d + 1) * 32 + pair_lane(h, i)]);
         }
   }
 

@@ -20,6 +20,12 @@ inline uint16_t to_bf16(float f) {
   return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 inline float from_bf16(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+// x as hi + lo bf16 (16 significant bits): the bf16 kernels' queries, whose products with bf16
+// rows are exact in fp32.
+inline void split_bf16(float x, uint16_t& hi, uint16_t& lo) {
+  hi = to_bf16(x);
+  lo = to_bf16(x - from_bf16(hi));
+}
 
 // The integer decode path's query: x[0, n) rounded to int16 at ±32767 for its largest magnitude;
 // returns what one unit of the codes is worth (0 for a zero vector).
