@@ -726,6 +726,19 @@ struct Scratch {
   std::vector<int16_t> q16;
 };
 
+// One tile of the online softmax: the scores sc[0, count) times (f ? f[j] · c : c) become
+// exp(score − new max); the running max m and sum l move on. Returns exp(old max − new max), the
+// factor for what was summed before.
+template <class I>
+float softmax_tile(float* sc, const float* f, float c, int count, float& m, float& l) {
+  I::scale(sc, f, c, count);
+  const float new_max = std::max(m, I::max(sc, count));
+  const float correction = new_max == m ? 1.0f : I::exp1(m - new_max);
+  l = l * correction + I::exp_sum(sc, count, new_max);
+  m = new_max;
+  return correction;
+}
+
 // One item: the online softmax over its positions, leaving (max, sum) per query head in ml and
 // the unnormalised value sums in acc_out [G, hd].
 template <class I, int NV>
@@ -771,12 +784,8 @@ void attend(const Item& it, const Args& a, Scratch& s, float* ml, float* acc_out
     for (int h = 0; h < G; h++) {
       float* sc = s.sc.data();
       I::template scores<NV>(sc, s.q.data() + h * n, K, ks, count, n, direct && h == 0);
-      I::scale(sc, kscale, a.attn_scale, count);  // the row's int8 scale folded into its score
-      const float new_max = std::max(s.m[h], I::max(sc, count));
-      const float correction = new_max == s.m[h] ? 1.0f : I::exp1(s.m[h] - new_max);
-      const float sum = I::exp_sum(sc, count, new_max);
-      s.l[h] = s.l[h] * correction + sum;
-      s.m[h] = new_max;
+      // the row's int8 scale folded into its score
+      const float correction = softmax_tile<I>(sc, kscale, a.attn_scale, count, s.m[h], s.l[h]);
       if (vscale) I::mul(sc, vscale, count);  // ... and into its softmax weight
       I::template update<NV>(s.acc.data() + h * n, correction, sc, V, vs, count, n, direct && h == 0);
     }
@@ -829,12 +838,7 @@ void attend_int(const Item& it, const Args& a, Scratch& s, float* ml, float* acc
     for (int h = 0; h < G; h++) {
       float* sc = s.sc.data();
       I::template iscores<NB>(sc, s.q16.data() + static_cast<size_t>(h) * hd, K, vb, count, nb, h == 0);
-      I::scale(sc, s.kscale.data(), s.qscale[h], count);
-      const float new_max = std::max(s.m[h], I::max(sc, count));
-      const float correction = new_max == s.m[h] ? 1.0f : I::exp1(s.m[h] - new_max);
-      const float sum = I::exp_sum(sc, count, new_max);
-      s.l[h] = s.l[h] * correction + sum;
-      s.m[h] = new_max;
+      const float correction = softmax_tile<I>(sc, s.kscale.data(), s.qscale[h], count, s.m[h], s.l[h]);
       I::mul(sc, vscale, count);
       I::template iupdate<NB>(s.acc.data() + h * hd, correction, sc, V, vb, count, nb, h == 0);
     }
@@ -890,21 +894,14 @@ void attend_bf16(const Item& it, const Args& a, Scratch& s, float* ml, float* ac
       _mm_storeu_ps(sc + j, hsum4(dot(r), dot(r + vb), dot(r + 2 * vb), dot(r + 3 * vb)));
     }
     for (; j < count; j++) sc[j] = _mm512_reduce_add_ps(dot(K + j * vb));
-    I::scale(sc, nullptr, a.attn_scale, count);
-    const float new_max = std::max(m, I::max(sc, count));
-    const float correction = new_max == m ? 1.0f : I::exp1(m - new_max);
-    l = l * correction + I::exp_sum(sc, count, new_max);
-    m = new_max;
-    const __m512 c = _mm512_set1_ps(correction);
+    const __m512 c = _mm512_set1_ps(softmax_tile<I>(sc, nullptr, a.attn_scale, count, m, l));
     for (auto& x : acc) x = _mm512_mul_ps(x, c);
     for (j = 0; j < count; j++) {
       const uint8_t* v = V + j * vb;
       if (!shared) prefetch_ahead<kValueAhead>(v, vb);
       const __m512 p = _mm512_set1_ps(sc[j]);
       for (int h = 0; h < 2 * NB; h++) {
-        const __m512 x = _mm512_castsi512_ps(
-            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 32 * h))), 16));
-        acc[h] = _mm512_fmadd_ps(p, x, acc[h]);
+        acc[h] = _mm512_fmadd_ps(p, I::load16(v, 16 * h, hd, KvDType::bf16), acc[h]);
       }
     }
   }

@@ -84,7 +84,8 @@ check "eval through the fp32 cache equals the full forward" \
 # A cache budget fixes the capacity: one position of this model is 2 × 2 × 8 × 4 = 128 bytes at
 # fp32, so 2 KiB hold 16. Past them: an error, or with --sliding-window the window slides.
 "$kvtie" generate --model $model --prompt "the cat" --max-new 10 --temperature 0 --kv-budget 2KiB --json >budget.json
-check "--kv-budget: the request fits, the cache is sized to it" test "$(jq .kv_cache.positions budget.json)" -le 16
+check "--kv-budget: a request under the budget gets the positions it needs, no more" \
+  test "$(jq '.kv_cache.positions == .generations[0].prompt_tokens + 10 and .kv_cache.bytes <= 2048' budget.json)" == true
 fails_with "--kv-budget too small for the request" "kv-budget 2.0 KiB holds 16 positions" \
   "$kvtie" generate --model $model --prompt "the cat" --max-new 30 --kv-budget 2KiB
 "$kvtie" generate --model $model --prompt "the cat" --max-new 30 --temperature 0 --kv-budget 2KiB --sliding-window --json >budget_slide.json
