@@ -4,6 +4,9 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+#include <cstring>
+
 #include "core/aligned_block.h"
 #include "infer/decoder.h"
 #include "kernels/decode_attention.h"
@@ -426,6 +429,48 @@ TEST(DecodeKernel, VectorPathsEqualTheScalarFallback) {
   }
   fmt::print("decode kernel: scalar vs naive {:.2e} (int8 path {:.2e}), vector vs scalar {:.2e} (best path: {})\n",
              worst_naive, worst_int8, worst_scalar, decode_isa_name(decode_isa_best()));
+}
+
+// int8 rows with one query head per kv head at head_dim 64 and 128 take the byte path (VNNI
+// vpdpbusd, the int16 query and value weights split into bytes) where the build has it. Its
+// integer sums are the widening path's, so its results are too, bit for bit: K=V and separate V,
+// lengths that end mid-tile, fill whole tiles and cross into a second work item.
+TEST(DecodeKernel, IntegerBytePathEqualsTheWideningPathBitForBit) {
+  const std::vector<int> lengths = {1, 3, 45, 64, 67, kDecodeChunk + 77};
+  const int B = static_cast<int>(lengths.size()), heads = 3;
+  Rng rng(41);
+  for (int hd : {64, 128}) {
+    for (Share share : {Share::none, Share::kv}) {
+      ModelConfig c;
+      c.n_layer = 1, c.n_head = heads, c.n_kv_head = heads, c.head_dim = hd, c.share = share;
+      KvCache cache(c, B, kDecodeChunk + 77, KvDType::int8);
+      std::vector<float> k(static_cast<size_t>(heads) * hd), v(k.size());
+      for (int b = 0; b < B; b++) {
+        for (int pos = 0; pos < lengths[b]; pos++) {
+          for (auto& x : k) x = static_cast<float>(1.5 * rng.normal());
+          for (auto& x : v) x = static_cast<float>(rng.normal());
+          cache.write(0, b, pos, k.data(), c.v_is_k() ? nullptr : v.data());
+        }
+        cache.set_length(b, lengths[b]);
+      }
+      std::vector<float> q(static_cast<size_t>(B) * heads * hd);
+      for (auto& x : q) x = static_cast<float>(3 * rng.normal());
+      std::vector<std::vector<float>> out(2, std::vector<float>(q.size(), std::nanf("")));
+      for (int bytes = 0; bytes < 2; bytes++) {
+        set_decode_int_bytes(bytes == 1);
+        decode_attention(out[bytes].data(), q.data(), static_cast<int64_t>(heads) * hd, cache, 0, lengths.data(), B,
+                         {heads, heads, hd});
+      }
+      set_decode_int_bytes(true);
+      int differ = 0, finite = 0;
+      for (size_t i = 0; i < q.size(); i++) {
+        differ += std::memcmp(&out[0][i], &out[1][i], sizeof(float)) != 0;
+        finite += std::isfinite(out[1][i]);
+      }
+      EXPECT_EQ(differ, 0) << "hd " << hd << (c.v_is_k() ? " K=V" : " separate V");
+      EXPECT_EQ(finite, static_cast<int>(q.size()));
+    }
+  }
 }
 
 // The decode step's linear layers: every path against a double-precision product, for every row

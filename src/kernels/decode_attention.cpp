@@ -805,6 +805,7 @@ void attend(const Item& it, const Args& a, Scratch& s, float* ml, float* acc_out
 // scalar one included, rounds identically. The codes are read in place. (int4 rows, whose scale
 // changes every kInt4Group elements, are widened to float with their scales applied instead.)
 std::atomic<bool> g_int_path{true};
+std::atomic<bool> g_int_bytes{true};  // attend_int_bytes where compiled (set_decode_int_bytes)
 
 inline bool int_path(KvDType t, int hd) {
   if (!g_int_path.load(std::memory_order_relaxed)) return false;
@@ -848,6 +849,129 @@ void attend_int(const Item& it, const Args& a, Scratch& s, float* ml, float* acc
     I::iunpermute(acc_out + static_cast<int64_t>(h) * hd, s.acc.data() + h * hd, hd);
   }
 }
+
+#ifdef KVTIE_SIMD_AVX512_VNNI
+// The integer path for one query head per kv head (MHA) at head_dim 64 or 128 (NZ = head_dim / 64),
+// on the codes as stored, with byte dot products (vpdpbusd: 64 products per instruction).
+// attend_int widens every code to int16 twice (for its score and for its value sum) and
+// interleaves pairs of rows: three shuffles for each dot product, and the shuffles, not the
+// multiply-adds, bounded it (bench/RESULTS.md, 12-07). Here the int16 query and value weights are
+// each split into two bytes (x = 256·hi + lo) instead, and no code is widened. The int32 sums are
+// attend_int's exactly, and so is every result, bit for bit.
+//   scores: q16 · c = 256·((c ⊕ 0x80) · qhi − 128·Σqhi) + qlo · c, as vpdpbusd multiplies
+//           unsigned bytes by signed ones: c ⊕ 0x80 is c + 128 unsigned, qlo = q16 mod 256.
+//   values: Σ_j w_j·c_j = 256·Σ_j whi_j·c_j + Σ_j wlo_j·c_j over rows j, with four rows' codes
+//           interleaved per 32-bit lane (8 unpacks per 4 rows) and their weights' bytes broadcast.
+//           The weights are ≥ 0, so both bytes are unsigned.
+template <int NZ>
+void attend_int_bytes(const Item& it, const Args& a, Scratch& s, float* ml, float* acc_out) {
+  using I = Avx512;
+  constexpr int hd = 64 * NZ;
+  const KvCache& cache = *a.cache;
+  const int64_t vb = cache.vector_bytes();
+  const bool shared = cache.v_is_k();
+  const float* q = a.q + it.b * a.q_stride + static_cast<int64_t>(it.g) * hd;
+  alignas(64) int16_t q16[hd];
+  alignas(64) uint8_t qlo[hd];
+  alignas(64) int8_t qhi[hd];
+  const float qscale = round_to_int16(q16, q, hd) * a.attn_scale;
+  int32_t hi_sum = 0;
+  for (int i = 0; i < hd; i++) {
+    qlo[i] = static_cast<uint8_t>(q16[i] & 0xff);
+    qhi[i] = static_cast<int8_t>((q16[i] - qlo[i]) / 256);
+    hi_sum += qhi[i];
+  }
+  const __m128i offset = _mm_set1_epi32(-32768 * hi_sum);  // 256 · (−128 · Σqhi)
+  __m512i qh[NZ], ql[NZ];
+  for (int z = 0; z < NZ; z++) qh[z] = _mm512_load_si512(qhi + 64 * z), ql[z] = _mm512_load_si512(qlo + 64 * z);
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  // q16 · c of row r but for the offset, spread over the lanes.
+  auto dot = [&](const uint8_t* r) {
+    __m512i hi = _mm512_setzero_si512(), lo = _mm512_setzero_si512();
+    for (int z = 0; z < NZ; z++) {
+      const __m512i c = in_register(_mm512_loadu_si512(r + 64 * z));
+      hi = _mm512_dpbusd_epi32(hi, _mm512_xor_si512(c, flip), qh[z]);
+      lo = _mm512_dpbusd_epi32(lo, ql[z], c);
+    }
+    return _mm512_add_epi32(_mm512_slli_epi32(hi, 8), lo);
+  };
+  // The value sums: lane (L, i) of vector k of 64-element block z holds element 64z + 16L + 4k + i,
+  // the order the unpacks leave.
+  alignas(64) float acc[hd] = {};
+  float m = kNegInf, l = 0;
+  const uint8_t* kbase = cache.keys(a.layer, it.b, it.g);
+  const uint8_t* vbase = cache.values(a.layer, it.b, it.g);
+  prefetch_start(kbase + it.first * vb, shared ? nullptr : vbase + it.first * vb);
+  float* sc = s.sc.data();
+  for (int first = it.first; first < it.last; first += kIntTile) {
+    const int count = std::min(kIntTile, it.last - first);
+    const uint8_t* K = kbase + first * vb;
+    const uint8_t* V = shared ? K : vbase + first * vb;
+    for (int j = 0; j < count; j++) s.kscale[j] = row_scale(K + j * vb, hd, KvDType::int8);
+    if (!shared)
+      for (int j = 0; j < count; j++) s.vscale[j] = row_scale(V + j * vb, hd, KvDType::int8);
+    int j = 0;
+    for (; j + 4 <= count; j += 4) {
+      const uint8_t* r = K + j * vb;
+      prefetch_ahead<kCacheAhead>(r, 4 * vb);
+      const __m128i dots = I::hsum4i(dot(r), dot(r + vb), dot(r + 2 * vb), dot(r + 3 * vb));
+      _mm_storeu_ps(sc + j, _mm_cvtepi32_ps(_mm_add_epi32(dots, offset)));
+    }
+    for (; j < count; j++) sc[j] = static_cast<float>(_mm512_reduce_add_epi32(dot(K + j * vb)) - 32768 * hi_sum);
+    const __m512 corr = _mm512_set1_ps(softmax_tile<I>(sc, s.kscale.data(), qscale, count, m, l));
+    I::mul(sc, shared ? s.kscale.data() : s.vscale.data(), count);
+    // The weights as attend_int rounds them, to int16 relative to the tile's largest.
+    const float wmax = I::max(sc, count);
+    if (!(wmax > 0)) {
+      for (int i = 0; i < hd; i += 16) _mm512_store_ps(acc + i, _mm512_mul_ps(_mm512_load_ps(acc + i), corr));
+      continue;
+    }
+    const __m512 wmul = _mm512_set1_ps(32767.0f / wmax);
+    alignas(64) uint32_t wlo[kIntTile / 4], whi[kIntTile / 4];  // rows 4t … 4t + 3's bytes in word t
+    for (int j0 = 0; j0 < count; j0 += 16) {
+      const __m512i w = _mm512_maskz_cvtps_epi32(tail_mask16(count - j0), _mm512_mul_ps(_mm512_loadu_ps(sc + j0), wmul));
+      _mm_store_si128(reinterpret_cast<__m128i*>(wlo + j0 / 4), _mm512_cvtepi32_epi8(_mm512_and_si512(w, _mm512_set1_epi32(0xff))));
+      _mm_store_si128(reinterpret_cast<__m128i*>(whi + j0 / 4), _mm512_cvtepi32_epi8(_mm512_srli_epi32(w, 8)));
+    }
+    __m512i lo[NZ][4], hi[NZ][4];
+    for (int z = 0; z < NZ; z++)
+      for (int k = 0; k < 4; k++) lo[z][k] = _mm512_setzero_si512(), hi[z][k] = _mm512_setzero_si512();
+    // Rows j … j + 3 (`live` of them; the others zero) into the sums.
+    auto add_rows = [&](int j0, int live) {
+      const uint8_t* r = V + j0 * vb;
+      if (!shared) prefetch_ahead<kValueAhead>(r, 4 * vb);
+      const __m512i wl = _mm512_set1_epi32(static_cast<int>(wlo[j0 / 4]));
+      const __m512i wh = _mm512_set1_epi32(static_cast<int>(whi[j0 / 4]));
+      for (int z = 0; z < NZ; z++) {
+        __m512i x[4];
+        for (int y = 0; y < 4; y++) x[y] = y < live ? _mm512_loadu_si512(r + y * vb + 64 * z) : _mm512_setzero_si512();
+        const __m512i ab0 = _mm512_unpacklo_epi8(x[0], x[1]), ab1 = _mm512_unpackhi_epi8(x[0], x[1]);
+        const __m512i cd0 = _mm512_unpacklo_epi8(x[2], x[3]), cd1 = _mm512_unpackhi_epi8(x[2], x[3]);
+        const __m512i v[4] = {_mm512_unpacklo_epi16(ab0, cd0), _mm512_unpackhi_epi16(ab0, cd0),
+                              _mm512_unpacklo_epi16(ab1, cd1), _mm512_unpackhi_epi16(ab1, cd1)};
+        for (int k = 0; k < 4; k++) {
+          lo[z][k] = _mm512_dpbusd_epi32(lo[z][k], wl, v[k]);
+          hi[z][k] = _mm512_dpbusd_epi32(hi[z][k], wh, v[k]);
+        }
+      }
+    };
+    for (j = 0; j + 4 <= count; j += 4) add_rows(j, 4);
+    if (j < count) add_rows(j, count - j);
+    const __m512 ws = _mm512_set1_ps(wmax / 32767.0f);
+    for (int z = 0; z < NZ; z++)
+      for (int k = 0; k < 4; k++) {
+        float* at = acc + 64 * z + 16 * k;
+        const __m512i sum = _mm512_add_epi32(_mm512_slli_epi32(hi[z][k], 8), lo[z][k]);
+        _mm512_store_ps(at, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), ws, _mm512_mul_ps(_mm512_load_ps(at), corr)));
+      }
+  }
+  ml[0] = m, ml[1] = l;
+  for (int z = 0; z < NZ; z++)
+    for (int k = 0; k < 4; k++)
+      for (int L = 0; L < 4; L++)
+        for (int i = 0; i < 4; i++) acc_out[64 * z + 16 * L + 4 * k + i] = acc[64 * z + 16 * k + 4 * L + i];
+}
+#endif
 
 #ifdef KVTIE_SIMD_AVX512_BF16
 // bf16 rows with one query head per kv head (MHA), read as stored: no float tile, no convert pass.
@@ -960,6 +1084,13 @@ void run(float* out, const float* q, int64_t q_stride, const KvCache& cache, int
     if (hd / I::W == 8) attend_item = attend<I, 8>;
   }
   if (int_path(cache.dtype(), hd)) attend_item = hd == 64 ? attend_int<I, 2> : hd == 128 ? attend_int<I, 4> : attend_int<I, 0>;
+#ifdef KVTIE_SIMD_AVX512_VNNI
+  if constexpr (std::is_same_v<I, Avx512>)
+    if (int_path(cache.dtype(), hd) && G == 1 && g_int_bytes.load(std::memory_order_relaxed)) {
+      if (hd == 64) attend_item = attend_int_bytes<1>;
+      if (hd == 128) attend_item = attend_int_bytes<2>;
+    }
+#endif
 #ifdef KVTIE_SIMD_AVX512_BF16
   if constexpr (std::is_same_v<I, Avx512>)
     if (cache.dtype() == KvDType::bf16 && G == 1) {
@@ -988,8 +1119,12 @@ void run(float* out, const float* q, int64_t q_stride, const KvCache& cache, int
     s.l.resize(G);
     s.qscale.resize(G);
     s.q16.resize(static_cast<size_t>(G) * hd);
-    // Dynamic: on a shared machine a thread that loses its core does not hold up the others.
-#pragma omp for schedule(dynamic, 1)
+    // Dynamic: on a shared machine a thread that loses its core does not hold up the others. But
+    // in runs of consecutive items, which lie side by side in the cache: a thread then reads one
+    // long stream instead of restarting it every kDecodeChunk positions. One item at a time, the
+    // kernel alone read 16k × 8 caches at 67–93% of the read probe; in runs, at 82–134%.
+    const int64_t grab = std::max<int64_t>(1, n_items / (8 * omp_get_num_threads()));
+#pragma omp for schedule(dynamic, grab)
     for (int64_t i = 0; i < n_items; i++) attend_item(item[i], args, s, ml + i * 2 * G, pacc + i * G * hd);
     // Merge each query head's chunks in position order.
 #pragma omp for schedule(static)
@@ -1058,6 +1193,7 @@ DecodeIsa decode_isa_best() { return widest(); }
 
 DecodeIsa decode_isa_resolve(DecodeIsa isa) { return resolve(isa); }
 void set_decode_int_path(bool enabled) { g_int_path.store(enabled); }
+void set_decode_int_bytes(bool enabled) { g_int_bytes.store(enabled); }
 void set_decode_isa(DecodeIsa isa) { g_best.store(isa == DecodeIsa::best ? widest() : resolve(isa)); }
 
 std::string_view decode_isa_name(DecodeIsa isa) {

@@ -13,9 +13,10 @@
 // into an L1-resident float tile, but with AVX-512 BF16 bf16 rows are read as stored, by one query
 // head per kv head (head_dim 64 or 128) and by whole blocks of 8 heads (decode_group.h). int8 rows
 // stay integer — the query is rounded to int16 once, scores are int32 dot products with the codes
-// (VNNI vpdpwssd where present), the value sum runs on int16-rounded softmax weights — and each
-// row's scale is folded into its score and its weight, one multiply per row instead of per
-// element. (Head sizes that are not a multiple of 32 widen int8 to float too, and so does the group
+// (VNNI vpdpwssd where present; with one query head per kv head at head_dim 64 or 128, VNNI
+// vpdpbusd on the codes as stored, the int16 operands split into bytes), the value sum runs on
+// int16-rounded softmax weights — and each row's scale is folded into its score and its weight,
+// one multiply per row instead of per element. (Head sizes that are not a multiple of 32 widen int8 to float too, and so does the group
 // path of decode_group.h, but on AVX-512.) int4 rows, whose scale changes every kInt4Group
 // elements, are widened to float with their scales applied.
 #include <cstdint>
@@ -43,12 +44,17 @@ void set_decode_isa(DecodeIsa isa);
 // path (default) or are widened to float like the other formats; process-wide, for tests and
 // benchmarks that compare the two.
 void set_decode_int_path(bool enabled);
+// Whether int8 rows with one query head per kv head at head_dim 64 or 128 take the byte path
+// (VNNI vpdpbusd on the codes as stored; default where compiled) or widen the codes to int16; both
+// give the same results, bit for bit. Process-wide, for the test that checks that.
+void set_decode_int_bytes(bool enabled);
 // The path a call with `isa` takes (best → the process-wide choice); an Error when not compiled.
 DecodeIsa decode_isa_resolve(DecodeIsa isa);
 std::string_view decode_isa_name(DecodeIsa isa);
 
 // Positions per work item: a long sequence is split so that one (sequence, kv head) pair still
-// keeps every thread busy (MQA at batch 1). Fixed, so results do not depend on the thread count.
+// keeps every thread busy (MQA at batch 1). Fixed, so results do not depend on the thread count;
+// threads take runs of consecutive items, so that each still reads one long stream.
 inline constexpr int kDecodeChunk = 1024;
 
 // q: [B, q_stride] (head h at columns h·hd); out: [B, n_head·hd]; positions [0, lengths[b]) of

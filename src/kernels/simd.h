@@ -1,7 +1,8 @@
 #pragma once
 // The x86 vector intrinsics the hand-written decode kernels use, and what they share: which paths
-// this build has (KVTIE_SIMD_AVX512: AVX-512 F/BW/VL; KVTIE_SIMD_AVX512_BF16: that and AVX512_BF16's
-// vdpbf16ps; KVTIE_SIMD_AVX2: AVX2 + FMA) and the horizontal sums of four vectors at once.
+// this build has (KVTIE_SIMD_AVX512: AVX-512 F/BW/VL; KVTIE_SIMD_AVX512_BF16: that and
+// AVX512_BF16's vdpbf16ps; KVTIE_SIMD_AVX512_VNNI: that and VNNI's vpdpbusd; KVTIE_SIMD_AVX2:
+// AVX2 + FMA) and the horizontal sums of four vectors at once.
 #if defined(__AVX2__) || defined(__AVX512F__)
 // GCC 12's _mm512_undefined_*() initialise a variable with itself, which -W(maybe-)uninitialized
 // reports wherever such an intrinsic is inlined (GCC bug 105593, fixed in GCC 13).
@@ -18,6 +19,9 @@
 #define KVTIE_SIMD_AVX512 1
 #if defined(__AVX512BF16__)
 #define KVTIE_SIMD_AVX512_BF16 1
+#endif
+#if defined(__AVX512VNNI__)
+#define KVTIE_SIMD_AVX512_VNNI 1
 #endif
 #endif
 #if defined(__AVX2__) && defined(__FMA__)
