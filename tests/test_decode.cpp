@@ -369,6 +369,19 @@ std::vector<double> naive_attention(const std::vector<float>& q, const KvCache& 
   return out;
 }
 
+// Layer 0 of sequence b holds lengths[b] random rows: keys ~ N(0, 1.5²), values ~ N(0, 1).
+void fill_random(KvCache& cache, const ModelConfig& c, const std::vector<int>& lengths, Rng& rng) {
+  std::vector<float> k(static_cast<size_t>(c.n_kv_head) * c.head_dim), v(k.size());
+  for (int b = 0; b < static_cast<int>(lengths.size()); b++) {
+    for (int pos = 0; pos < lengths[b]; pos++) {
+      for (auto& x : k) x = static_cast<float>(1.5 * rng.normal());
+      for (auto& x : v) x = static_cast<float>(rng.normal());
+      cache.write(0, b, pos, k.data(), c.v_is_k() ? nullptr : v.data());
+    }
+    cache.set_length(b, lengths[b]);
+  }
+}
+
 // Random caches of every format; head sizes that leave tails (not a multiple of 8 or 16); K=V and
 // separate V; MHA, GQA and MQA groups (decode_group.h's path serves groups in blocks of 8 heads,
 // 2, 4 or 8 heads per pass: groups of 2, 3, 5, 8 and 16); lengths of 1, one that ends mid-tile and one that crosses the
@@ -389,15 +402,7 @@ TEST(DecodeKernel, VectorPathsEqualTheScalarFallback) {
         for (auto& x : q) x = static_cast<float>(rng.normal());
         for (KvDType t : kAllKvDTypes) {
           KvCache cache(c, B, capacity, t);
-          std::vector<float> k(static_cast<size_t>(n_kv) * hd), v(k.size());
-          for (int b = 0; b < B; b++) {
-            for (int pos = 0; pos < lengths[b]; pos++) {
-              for (auto& x : k) x = static_cast<float>(1.5 * rng.normal());
-              for (auto& x : v) x = static_cast<float>(rng.normal());
-              cache.write(0, b, pos, k.data(), c.v_is_k() ? nullptr : v.data());
-            }
-            cache.set_length(b, lengths[b]);
-          }
+          fill_random(cache, c, lengths, rng);
           const std::vector<double> expect = naive_attention(q, cache, lengths, shape);
           std::vector<float> scalar(expect.size());
           decode_attention(scalar.data(), q.data(), static_cast<int64_t>(n_head) * hd, cache, 0, lengths.data(), B,
@@ -444,15 +449,7 @@ TEST(DecodeKernel, IntegerBytePathEqualsTheWideningPathBitForBit) {
       ModelConfig c;
       c.n_layer = 1, c.n_head = heads, c.n_kv_head = heads, c.head_dim = hd, c.share = share;
       KvCache cache(c, B, kDecodeChunk + 77, KvDType::int8);
-      std::vector<float> k(static_cast<size_t>(heads) * hd), v(k.size());
-      for (int b = 0; b < B; b++) {
-        for (int pos = 0; pos < lengths[b]; pos++) {
-          for (auto& x : k) x = static_cast<float>(1.5 * rng.normal());
-          for (auto& x : v) x = static_cast<float>(rng.normal());
-          cache.write(0, b, pos, k.data(), c.v_is_k() ? nullptr : v.data());
-        }
-        cache.set_length(b, lengths[b]);
-      }
+      fill_random(cache, c, lengths, rng);
       std::vector<float> q(static_cast<size_t>(B) * heads * hd);
       for (auto& x : q) x = static_cast<float>(3 * rng.normal());
       std::vector<std::vector<float>> out(2, std::vector<float>(q.size(), std::nanf("")));

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "infer/kv_cache.h"
@@ -726,6 +727,17 @@ struct Scratch {
   std::vector<int16_t> q16;
 };
 
+// The item's key and value rows (the same rows with K=V) from position 0, with its first rows
+// (from it.first on) already asked for.
+std::pair<const uint8_t*, const uint8_t*> start_rows(const Item& it, const Args& a) {
+  const KvCache& cache = *a.cache;
+  const uint8_t* keys = cache.keys(a.layer, it.b, it.g);
+  const uint8_t* values = cache.values(a.layer, it.b, it.g);
+  const int64_t vb = cache.vector_bytes();
+  prefetch_start(keys + it.first * vb, cache.v_is_k() ? nullptr : values + it.first * vb);
+  return {keys, values};
+}
+
 // One tile of the online softmax: the scores sc[0, count) times (f ? f[j] · c : c) become
 // exp(score − new max); the running max m and sum l move on. Returns exp(old max − new max), the
 // factor for what was summed before.
@@ -757,9 +769,7 @@ void attend(const Item& it, const Args& a, Scratch& s, float* ml, float* acc_out
   std::fill(s.acc.begin(), s.acc.begin() + static_cast<int64_t>(G) * n, 0.0f);
   std::fill(s.m.begin(), s.m.begin() + G, kNegInf);
   std::fill(s.l.begin(), s.l.begin() + G, 0.0f);
-  const uint8_t* kbase = cache.keys(a.layer, it.b, it.g);
-  const uint8_t* vbase = cache.values(a.layer, it.b, it.g);
-  prefetch_start(kbase + it.first * vb, shared ? nullptr : vbase + it.first * vb);
+  const auto [kbase, vbase] = start_rows(it, a);
   for (int first = it.first; first < it.last; first += kTile) {
     const int count = std::min(kTile, it.last - first);
     const float *K, *V;
@@ -825,9 +835,7 @@ void attend_int(const Item& it, const Args& a, Scratch& s, float* ml, float* acc
   std::fill(s.acc.begin(), s.acc.begin() + static_cast<int64_t>(G) * hd, 0.0f);
   std::fill(s.m.begin(), s.m.begin() + G, kNegInf);
   std::fill(s.l.begin(), s.l.begin() + G, 0.0f);
-  const uint8_t* kbase = cache.keys(a.layer, it.b, it.g);
-  const uint8_t* vbase = cache.values(a.layer, it.b, it.g);
-  prefetch_start(kbase + it.first * vb, shared ? nullptr : vbase + it.first * vb);
+  const auto [kbase, vbase] = start_rows(it, a);
   for (int first = it.first; first < it.last; first += kIntTile) {
     const int count = std::min(kIntTile, it.last - first);
     const uint8_t* K = kbase + first * vb;
@@ -899,9 +907,7 @@ void attend_int_bytes(const Item& it, const Args& a, Scratch& s, float* ml, floa
   // the order the unpacks leave.
   alignas(64) float acc[hd] = {};
   float m = kNegInf, l = 0;
-  const uint8_t* kbase = cache.keys(a.layer, it.b, it.g);
-  const uint8_t* vbase = cache.values(a.layer, it.b, it.g);
-  prefetch_start(kbase + it.first * vb, shared ? nullptr : vbase + it.first * vb);
+  const auto [kbase, vbase] = start_rows(it, a);
   float* sc = s.sc.data();
   for (int first = it.first; first < it.last; first += kIntTile) {
     const int count = std::min(kIntTile, it.last - first);
@@ -995,9 +1001,7 @@ void attend_bf16(const Item& it, const Args& a, Scratch& s, float* ml, float* ac
   __m512 acc[2 * NB];
   for (auto& x : acc) x = _mm512_setzero_ps();
   float m = kNegInf, l = 0;
-  const uint8_t* kbase = cache.keys(a.layer, it.b, it.g);
-  const uint8_t* vbase = cache.values(a.layer, it.b, it.g);
-  prefetch_start(kbase + it.first * vb, shared ? nullptr : vbase + it.first * vb);
+  const auto [kbase, vbase] = start_rows(it, a);
   auto dot = [&](const uint8_t* r) {
     __m512 d = _mm512_setzero_ps();
     for (int b = 0; b < NB; b++) {

@@ -31,6 +31,16 @@ void rows_scalar(float* out, const float* x, const float* w, int N, int C, int O
   }
 }
 
+// Row i of each of the S runs of `run` rows that split [oc0, oc1), and its weights. A run's row
+// past the range reads the first run's row again (and is not stored).
+template <int S>
+void run_rows(int* oc, const float** wr, const float* w, int C, int oc0, int oc1, int run, int i) {
+  for (int r = 0; r < S; r++) {
+    oc[r] = oc0 + r * run + i;
+    wr[r] = w + static_cast<int64_t>(oc[r] < oc1 ? oc[r] : oc[0]) * C;
+  }
+}
+
 #ifdef KVTIE_SIMD_AVX512
 // NB inputs (NB ≤ 8) against weight rows [oc0, oc1), read as S streams side by side: the range
 // splits into S runs, and each step takes the next row of every run (S·NB accumulators: S = 4 up to
@@ -44,10 +54,7 @@ void rows_avx512(float* out, const float* x, const float* w, int C, int OC, int 
   for (int i = 0; i < run; i++) {
     int oc[S];
     const float* wr[S];
-    for (int r = 0; r < S; r++) {
-      oc[r] = oc0 + r * run + i;
-      wr[r] = w + static_cast<int64_t>(oc[r] < oc1 ? oc[r] : oc[0]) * C;  // past the range: row 0 again, not stored
-    }
+    run_rows<S>(oc, wr, w, C, oc0, oc1, run, i);
     __m512 a[S][NB];
     for (int r = 0; r < S; r++)
       for (int n = 0; n < NB; n++) a[r][n] = _mm512_setzero_ps();
@@ -102,10 +109,7 @@ void rows_avx2(float* out, const float* x, const float* w, int C, int OC, int oc
   for (int i = 0; i < run; i++) {
     int oc[S];
     const float* wr[S];
-    for (int r = 0; r < S; r++) {
-      oc[r] = oc0 + r * run + i;
-      wr[r] = w + static_cast<int64_t>(oc[r] < oc1 ? oc[r] : oc[0]) * C;  // past the range: row 0 again, not stored
-    }
+    run_rows<S>(oc, wr, w, C, oc0, oc1, run, i);
     __m256 a[S][NB];
     for (int r = 0; r < S; r++)
       for (int n = 0; n < NB; n++) a[r][n] = _mm256_setzero_ps();
