@@ -862,9 +862,9 @@ void attend_int(const Item& it, const Args& a, Scratch& s, float* ml, float* acc
 // The integer path for one query head per kv head (MHA) at head_dim 64 or 128 (NZ = head_dim / 64),
 // on the codes as stored, with byte dot products (vpdpbusd: 64 products per instruction).
 // attend_int widens every code to int16 twice (for its score and for its value sum) and
-// interleaves pairs of rows: three shuffles for each dot product, and the shuffles, not the
-// multiply-adds, bounded it (bench/RESULTS.md, 12-07). Here the int16 query and value weights are
-// each split into two bytes (x = 256·hi + lo) instead, and no code is widened. The int32 sums are
+// interleaves pairs of rows: three shuffles for each dot product. Here the int16 query and value
+// weights are each split into two bytes (x = 256·hi + lo) instead, and no code is widened: from L3,
+// 4.0–4.2 instead of 4.4–4.5 ns per position (bench/RESULTS.md, 12-07). The int32 sums are
 // attend_int's exactly, and so is every result, bit for bit.
 //   scores: q16 · c = 256·((c ⊕ 0x80) · qhi − 128·Σqhi) + qlo · c, as vpdpbusd multiplies
 //           unsigned bytes by signed ones: c ⊕ 0x80 is c + 128 unsigned, qlo = q16 mod 256.
@@ -935,8 +935,10 @@ void attend_int_bytes(const Item& it, const Args& a, Scratch& s, float* ml, floa
     const __m512 wmul = _mm512_set1_ps(32767.0f / wmax);
     alignas(64) uint32_t wlo[kIntTile / 4], whi[kIntTile / 4];  // rows 4t … 4t + 3's bytes in word t
     for (int j0 = 0; j0 < count; j0 += 16) {
-      const __m512i w = _mm512_maskz_cvtps_epi32(tail_mask16(count - j0), _mm512_mul_ps(_mm512_loadu_ps(sc + j0), wmul));
-      _mm_store_si128(reinterpret_cast<__m128i*>(wlo + j0 / 4), _mm512_cvtepi32_epi8(_mm512_and_si512(w, _mm512_set1_epi32(0xff))));
+      const __m512 scaled = _mm512_mul_ps(_mm512_loadu_ps(sc + j0), wmul);
+      const __m512i w = _mm512_maskz_cvtps_epi32(tail_mask16(count - j0), scaled);
+      const __m128i low = _mm512_cvtepi32_epi8(_mm512_and_si512(w, _mm512_set1_epi32(0xff)));
+      _mm_store_si128(reinterpret_cast<__m128i*>(wlo + j0 / 4), low);
       _mm_store_si128(reinterpret_cast<__m128i*>(whi + j0 / 4), _mm512_cvtepi32_epi8(_mm512_srli_epi32(w, 8)));
     }
     __m512i lo[NZ][4], hi[NZ][4];
@@ -1126,7 +1128,7 @@ void run(float* out, const float* q, int64_t q_stride, const KvCache& cache, int
     // Dynamic: on a shared machine a thread that loses its core does not hold up the others. But
     // in runs of consecutive items, which lie side by side in the cache: a thread then reads one
     // long stream instead of restarting it every kDecodeChunk positions. One item at a time, the
-    // kernel alone read 16k × 8 caches at 67–93% of the read probe; in runs, at 82–134%.
+    // kernel alone read 16k × 8 caches at 67–93% of the old read probe; in runs, at 75–138%.
     const int64_t grab = std::max<int64_t>(1, n_items / (8 * omp_get_num_threads()));
 #pragma omp for schedule(dynamic, grab)
     for (int64_t i = 0; i < n_items; i++) attend_item(item[i], args, s, ml + i * 2 * G, pacc + i * G * hd);

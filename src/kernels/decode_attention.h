@@ -16,9 +16,9 @@
 // (VNNI vpdpwssd where present; with one query head per kv head at head_dim 64 or 128, VNNI
 // vpdpbusd on the codes as stored, the int16 operands split into bytes), the value sum runs on
 // int16-rounded softmax weights — and each row's scale is folded into its score and its weight,
-// one multiply per row instead of per element. (Head sizes that are not a multiple of 32 widen int8 to float too, and so does the group
-// path of decode_group.h, but on AVX-512.) int4 rows, whose scale changes every kInt4Group
-// elements, are widened to float with their scales applied.
+// one multiply per row instead of per element. (Head sizes that are not a multiple of 32 widen int8
+// to float too, and so does the group path of decode_group.h, but on AVX-512.) int4 rows, whose
+// scale changes every kInt4Group elements, are widened to float with their scales applied.
 #include <cstdint>
 #include <string_view>
 

@@ -44,7 +44,7 @@ void run_rows(int* oc, const float** wr, const float* w, int C, int oc0, int oc1
 #ifdef KVTIE_SIMD_AVX512
 // NB inputs (NB ≤ 8) against weight rows [oc0, oc1), read as S streams side by side: the range
 // splits into S runs, and each step takes the next row of every run (S·NB accumulators: S = 4 up to
-// 4 inputs, 2 above). Read as one stream, the weights came at ~60% of the machine's read rate.
+// 4 inputs, 3 above). Read as one stream, the weights came at ~60% of the machine's read rate.
 // `ahead`: the weight rows come from memory: prefetch them.
 template <int NB>
 void rows_avx512(float* out, const float* x, const float* w, int C, int OC, int oc0, int oc1, bool ahead) {
