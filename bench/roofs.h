@@ -45,8 +45,9 @@ double window_rate(F&& f, double seconds) {
 // One threaded sum over a buffer far larger than the caches; returns the bytes read. Each thread
 // reads its share as 4 streams at once, each a few lines off a page boundary from the others, and
 // asks for the lines 1 KiB ahead of each stream, as the decode kernels ask for their rows: on this
-// kind of machine a plain read of one stream per thread gets ~25% less, of 8 streams spaced by a
-// power of two ~15% less, and a roofline from them would be too low (the kernels beat it).
+// kind of machine a plain read of one stream per thread gets ~30% less, of 8 streams spaced by a
+// power of two ~25% less (51 against 64–68 GB/s), and a roofline from them is too low: the
+// decode kernels beat it.
 inline int64_t read_pass() {
   constexpr int kStreams = 4, kLanes = 16, kAhead = 1024 / 4, kSkew = 16 * 5;  // floats
   static const std::vector<float> buf(size_t{256} << 20 >> 2, 1.0f);  // 256 MiB
