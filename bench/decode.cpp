@@ -5,10 +5,11 @@
 // each step. Rows whose arithmetic intensity is past the balance point of those two rates (MQA: 8
 // query heads per cached row) are called bound by the second; `% mem roof` holds them to the
 // first alone. (Where OPENBLAS_CORETYPE=Haswell is set, as on our 2-core VMs, SGEMM runs 256-bit
-// FMAs, about half the 512-bit rate the AVX-512 decode kernels use: such rows can pass 100% of it.) Then the Q-K=V / QKV ratio of each point, the
-// cached path against recomputing the prefix for every token (what `kvtie generate --no-cache`
-// does) at one context, and the concurrency table: how many sequences of a given context fit a
-// fixed cache budget, and their aggregate tokens/s.
+// FMAs, about half the 512-bit rate the AVX-512 decode kernels use: such rows can pass 100% of
+// it.) Then the Q-K=V / QKV ratio of each point, the cached path against recomputing the prefix
+// for every token (what `kvtie generate --no-cache` does) at one context, and the concurrency
+// table: how many sequences of a given context fit a fixed cache budget, and their aggregate
+// tokens/s.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>

@@ -78,8 +78,8 @@ double read_seconds(const KvCache& cache, const ModelConfig& c, int batch, int l
 #pragma omp parallel reduction(+ : total)
     {
       float acc[kLanes] = {};
-      const int64_t grab = std::max<int64_t>(1, n / (8 * omp_get_num_threads()));
-#pragma omp for schedule(dynamic, grab)
+      const int64_t run_length = decode_run_length(n, omp_get_num_threads());
+#pragma omp for schedule(dynamic, run_length)
       for (int64_t i = 0; i < n; i++) {
         const Item& it = items[i];
         const int64_t whole = it.bytes / 64 * 64;

@@ -394,23 +394,33 @@ struct Avx512 {
       s[j] = static_cast<float>(_mm512_reduce_add_epi32(a));
     }
   }
+  // The value weights w[0, count) as the integer paths sum them: rounded to int16 (±32767 for the
+  // tile's largest) into wq[0, count), 0 from there to kIntTile. Returns the largest weight, what
+  // 32767 stands for; when it is not positive there is nothing to sum and wq is left alone.
+  static float round_weights(int32_t* wq, const float* w, int count) {
+    const float wmax = max(w, count);
+    if (!(wmax > 0)) return wmax;
+    const __m512 wmul = _mm512_set1_ps(32767.0f / wmax);
+    for (int j = 0; j < kIntTile; j += 16) {
+      const __mmask16 live = j < count ? tail_mask16(count - j) : __mmask16(0);
+      const __m512 scaled = _mm512_mul_ps(_mm512_maskz_loadu_ps(live, w + j), wmul);
+      _mm512_storeu_si512(wq + j, _mm512_maskz_cvtps_epi32(live, scaled));
+    }
+    return wmax;
+  }
   // acc is kept in the order the 16-bit unpacks leave: per 32 elements, lanes (L, k) of `lo` hold
   // element 8L + k and of `hi` 8L + 4 + k (L = 128-bit lane, k < 4); iunpermute restores it.
   template <int NB>
   static void iupdate(float* acc, float corr, const float* w, const uint8_t* rows, int64_t rs, int count, int nb,
                       bool ahead) {
     const int n = NB > 0 ? NB : nb;
-    const float wmax = max(w, count);
+    alignas(64) int32_t wq[kIntTile + 1] = {};
+    const float wmax = round_weights(wq, w, count);
     const __m512 c = _mm512_set1_ps(corr);
     if (!(wmax > 0)) {
       for (int v = 0; v < 2 * n; v++) _mm512_storeu_ps(acc + 16 * v, _mm512_mul_ps(_mm512_loadu_ps(acc + 16 * v), c));
       return;
     }
-    const __m512 wmul = _mm512_set1_ps(32767.0f / wmax);
-    alignas(64) int32_t wq[kIntTile + 1] = {};
-    for (int j = 0; j < count; j += 16)
-      _mm512_storeu_si512(wq + j, _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(w + j), wmul)));
-    for (int j = count; j < kIntTile + 1; j++) wq[j] = 0;
     __m512i lo[8], hi[8];
     for (int b = 0; b < n; b++) lo[b] = _mm512_setzero_si512(), hi[b] = _mm512_setzero_si512();
     int j = 0;
@@ -889,7 +899,8 @@ void attend_int_bytes(const Item& it, const Args& a, Scratch& s, float* ml, floa
     qhi[i] = static_cast<int8_t>((q16[i] - qlo[i]) / 256);
     hi_sum += qhi[i];
   }
-  const __m128i offset = _mm_set1_epi32(-32768 * hi_sum);  // 256 · (−128 · Σqhi)
+  const int32_t offset = -32768 * hi_sum;  // 256 · (−128 · Σqhi)
+  const __m128i offset4 = _mm_set1_epi32(offset);
   __m512i qh[NZ], ql[NZ];
   for (int z = 0; z < NZ; z++) qh[z] = _mm512_load_si512(qhi + 64 * z), ql[z] = _mm512_load_si512(qlo + 64 * z);
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
@@ -921,22 +932,21 @@ void attend_int_bytes(const Item& it, const Args& a, Scratch& s, float* ml, floa
       const uint8_t* r = K + j * vb;
       prefetch_ahead<kCacheAhead>(r, 4 * vb);
       const __m128i dots = I::hsum4i(dot(r), dot(r + vb), dot(r + 2 * vb), dot(r + 3 * vb));
-      _mm_storeu_ps(sc + j, _mm_cvtepi32_ps(_mm_add_epi32(dots, offset)));
+      _mm_storeu_ps(sc + j, _mm_cvtepi32_ps(_mm_add_epi32(dots, offset4)));
     }
-    for (; j < count; j++) sc[j] = static_cast<float>(_mm512_reduce_add_epi32(dot(K + j * vb)) - 32768 * hi_sum);
+    for (; j < count; j++) sc[j] = static_cast<float>(_mm512_reduce_add_epi32(dot(K + j * vb)) + offset);
     const __m512 corr = _mm512_set1_ps(softmax_tile<I>(sc, s.kscale.data(), qscale, count, m, l));
     I::mul(sc, shared ? s.kscale.data() : s.vscale.data(), count);
-    // The weights as attend_int rounds them, to int16 relative to the tile's largest.
-    const float wmax = I::max(sc, count);
+    // The weights as attend_int rounds them, then split into bytes.
+    alignas(64) int32_t wq[kIntTile];
+    const float wmax = I::round_weights(wq, sc, count);
     if (!(wmax > 0)) {
       for (int i = 0; i < hd; i += 16) _mm512_store_ps(acc + i, _mm512_mul_ps(_mm512_load_ps(acc + i), corr));
       continue;
     }
-    const __m512 wmul = _mm512_set1_ps(32767.0f / wmax);
     alignas(64) uint32_t wlo[kIntTile / 4], whi[kIntTile / 4];  // rows 4t … 4t + 3's bytes in word t
     for (int j0 = 0; j0 < count; j0 += 16) {
-      const __m512 scaled = _mm512_mul_ps(_mm512_loadu_ps(sc + j0), wmul);
-      const __m512i w = _mm512_maskz_cvtps_epi32(tail_mask16(count - j0), scaled);
+      const __m512i w = _mm512_load_si512(wq + j0);
       const __m128i low = _mm512_cvtepi32_epi8(_mm512_and_si512(w, _mm512_set1_epi32(0xff)));
       _mm_store_si128(reinterpret_cast<__m128i*>(wlo + j0 / 4), low);
       _mm_store_si128(reinterpret_cast<__m128i*>(whi + j0 / 4), _mm512_cvtepi32_epi8(_mm512_srli_epi32(w, 8)));
@@ -1030,9 +1040,7 @@ void attend_bf16(const Item& it, const Args& a, Scratch& s, float* ml, float* ac
       const uint8_t* v = V + j * vb;
       if (!shared) prefetch_ahead<kValueAhead>(v, vb);
       const __m512 p = _mm512_set1_ps(sc[j]);
-      for (int h = 0; h < 2 * NB; h++) {
-        acc[h] = _mm512_fmadd_ps(p, I::load16(v, 16 * h, hd, KvDType::bf16), acc[h]);
-      }
+      for (int h = 0; h < 2 * NB; h++) acc[h] = _mm512_fmadd_ps(p, I::load16(v, 16 * h, hd, KvDType::bf16), acc[h]);
     }
   }
   ml[0] = m, ml[1] = l;
@@ -1089,10 +1097,11 @@ void run(float* out, const float* q, int64_t q_stride, const KvCache& cache, int
     if (hd / I::W == 4) attend_item = attend<I, 4>;
     if (hd / I::W == 8) attend_item = attend<I, 8>;
   }
-  if (int_path(cache.dtype(), hd)) attend_item = hd == 64 ? attend_int<I, 2> : hd == 128 ? attend_int<I, 4> : attend_int<I, 0>;
+  const bool ints = int_path(cache.dtype(), hd);
+  if (ints) attend_item = hd == 64 ? attend_int<I, 2> : hd == 128 ? attend_int<I, 4> : attend_int<I, 0>;
 #ifdef KVTIE_SIMD_AVX512_VNNI
   if constexpr (std::is_same_v<I, Avx512>)
-    if (int_path(cache.dtype(), hd) && G == 1 && g_int_bytes.load(std::memory_order_relaxed)) {
+    if (ints && G == 1 && g_int_bytes.load(std::memory_order_relaxed)) {
       if (hd == 64) attend_item = attend_int_bytes<1>;
       if (hd == 128) attend_item = attend_int_bytes<2>;
     }
@@ -1129,8 +1138,8 @@ void run(float* out, const float* q, int64_t q_stride, const KvCache& cache, int
     // in runs of consecutive items, which lie side by side in the cache: a thread then reads one
     // long stream instead of restarting it every kDecodeChunk positions. One item at a time, the
     // kernel alone read 16k × 8 caches at 67–93% of the old read probe; in runs, at 75–138%.
-    const int64_t grab = std::max<int64_t>(1, n_items / (8 * omp_get_num_threads()));
-#pragma omp for schedule(dynamic, grab)
+    const int64_t run_length = decode_run_length(n_items, omp_get_num_threads());
+#pragma omp for schedule(dynamic, run_length)
     for (int64_t i = 0; i < n_items; i++) attend_item(item[i], args, s, ml + i * 2 * G, pacc + i * G * hd);
     // Merge each query head's chunks in position order.
 #pragma omp for schedule(static)

@@ -19,6 +19,7 @@
 // one multiply per row instead of per element. (Head sizes that are not a multiple of 32 widen int8
 // to float too, and so does the group path of decode_group.h, but on AVX-512.) int4 rows, whose
 // scale changes every kInt4Group elements, are widened to float with their scales applied.
+#include <algorithm>
 #include <cstdint>
 #include <string_view>
 
@@ -56,6 +57,13 @@ std::string_view decode_isa_name(DecodeIsa isa);
 // keeps every thread busy (MQA at batch 1). Fixed, so results do not depend on the thread count;
 // threads take runs of consecutive items, so that each still reads one long stream.
 inline constexpr int kDecodeChunk = 1024;
+// How many consecutive items a thread takes at a time, of `items` shared by `threads`: long
+// streams, yet small enough runs (1/8 of a thread's share) that a thread losing its core on a
+// shared machine does not hold up the others for long. Which thread takes an item never changes
+// the result.
+inline int64_t decode_run_length(int64_t items, int threads) {
+  return std::max<int64_t>(1, items / (8 * int64_t{threads}));
+}
 
 // q: [B, q_stride] (head h at columns h·hd); out: [B, n_head·hd]; positions [0, lengths[b]) of
 // sequence b are attended (the new token's own row must already be in the cache).

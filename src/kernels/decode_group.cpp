@@ -504,9 +504,8 @@ struct GroupAvx512 {
   static void pack_queries_bf16(uint16_t* qp, const float* q, int hd) {
     for (int d = 0; d < hd / 4; d++)
       for (int h = 0; h < kLanes; h++)
-        for (int i = 0; i < 4; i++) {
-          split_bf16(q[h * hd + 4 * d + i], qp[(2 * d) * 32 + pair_lane(h, i)], qp[(2 * d + 1) * 32 + pair_lane(h, i)]);
-        }
+        for (int i = 0; i < 4; i++)
+          split_bf16(q[h * hd + 4 * d + i], qp[2 * d * 32 + pair_lane(h, i)], qp[(2 * d + 1) * 32 + pair_lane(h, i)]);
   }
 
   // p[j·8 + h] = q_h · row_j for the block's 8 heads, 8 rows at a time: 16 accumulators (hi and lo

@@ -174,11 +174,9 @@ void decode_linear(float* out, const float* inp, const float* w, const float* b,
   const DecodeIsa path = decode_isa_resolve(isa);
   const RowsFn rows = pick(path, N);
   const int blocks = (OC + kBlock - 1) / kBlock;
-#pragma omp parallel if (worth_threads(static_cast<int64_t>(N) * C * OC))
-  {
-    // Each thread a contiguous range of blocks, which the row kernels read as several streams.
-    const int T = omp_get_num_threads(), t = omp_get_thread_num();
-    const int oc0 = blocks * t / T * kBlock, oc1 = std::min(OC, blocks * (t + 1) / T * kBlock);
+  // Each thread a contiguous range of blocks, which the row kernels read as several streams.
+  team_for(blocks, static_cast<int64_t>(N) * C * OC, [&](int64_t b0, int64_t b1) {
+    const int oc0 = static_cast<int>(b0) * kBlock, oc1 = std::min(OC, static_cast<int>(b1) * kBlock);
     if (rows)
       rows(out, inp, w, C, OC, oc0, oc1, true);
     else
@@ -186,7 +184,7 @@ void decode_linear(float* out, const float* inp, const float* w, const float* b,
     if (b)
       for (int n = 0; n < N; n++)
         for (int oc = oc0; oc < oc1; oc++) out[static_cast<int64_t>(n) * OC + oc] += b[oc];
-  }
+  });
 }
 
 }  // namespace kvtie
