@@ -909,8 +909,8 @@ void attend_int_bytes(const Item& it, const Args& a, Scratch& s, float* ml, floa
     __m512i hi = _mm512_setzero_si512(), lo = _mm512_setzero_si512();
     for (int z = 0; z < NZ; z++) {
       const __m512i c = in_register(_mm512_loadu_si512(r + 64 * z));
-      hi = _mm512_dpbusd_epi32(hi, _mm512_xor_si512(c, flip), qh[z]);
-      lo = _mm512_dpbusd_epi32(lo, ql[z], c);
+      hi = dot_bytes512(hi, _mm512_xor_si512(c, flip), qh[z]);
+      lo = dot_bytes512(lo, ql[z], c);
     }
     return _mm512_add_epi32(_mm512_slli_epi32(hi, 8), lo);
   };
@@ -968,8 +968,8 @@ void attend_int_bytes(const Item& it, const Args& a, Scratch& s, float* ml, floa
         const __m512i v[4] = {_mm512_unpacklo_epi16(ab0, cd0), _mm512_unpackhi_epi16(ab0, cd0),
                               _mm512_unpacklo_epi16(ab1, cd1), _mm512_unpackhi_epi16(ab1, cd1)};
         for (int k = 0; k < 4; k++) {
-          lo[z][k] = _mm512_dpbusd_epi32(lo[z][k], wl, v[k]);
-          hi[z][k] = _mm512_dpbusd_epi32(hi[z][k], wh, v[k]);
+          lo[z][k] = dot_bytes512(lo[z][k], wl, v[k]);
+          hi[z][k] = dot_bytes512(hi[z][k], wh, v[k]);
         }
       }
     };
@@ -1018,7 +1018,7 @@ void attend_bf16(const Item& it, const Args& a, Scratch& s, float* ml, float* ac
     __m512 d = _mm512_setzero_ps();
     for (int b = 0; b < NB; b++) {
       const __m512bh k = (__m512bh)_mm512_loadu_si512(r + 64 * b);
-      d = _mm512_dpbf16_ps(_mm512_dpbf16_ps(d, k, qh[b]), k, ql[b]);
+      d = dot_bf16_512(dot_bf16_512(d, k, qh[b]), k, ql[b]);
     }
     return d;
   };

@@ -45,15 +45,38 @@ template <class V>
 #endif
 
 #ifdef KVTIE_SIMD_AVX512
+// The dot-product instructions (vpdpwssd, vpdpbusd, vdpbf16ps) are written as asm with the
+// accumulator tied in and out. Through the intrinsics, GCC 12 copied each accumulator of a loop
+// with many of them to another register and back around every instruction, and spilled some to
+// the stack; the spilled ones made a chain through memory each iteration. With the accumulator
+// tied, the loops keep every accumulator in place (bench/RESULTS.md, 12-07 evening).
+
 // acc plus, per 32-bit lane, the two products of the lane's int16 pairs of a and b (VNNI vpdpwssd
 // where present).
 inline __m512i dot_pairs512(__m512i acc, __m512i a, __m512i b) {
 #ifdef __AVX512VNNI__
-  return _mm512_dpwssd_epi32(acc, a, b);
+  asm("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  return acc;
 #else
   return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
 #endif
 }
+
+#ifdef KVTIE_SIMD_AVX512_VNNI
+// acc plus, per 32-bit lane, the four products of the lane's bytes, u unsigned and s signed.
+inline __m512i dot_bytes512(__m512i acc, __m512i u, __m512i s) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));
+  return acc;
+}
+#endif
+
+#ifdef KVTIE_SIMD_AVX512_BF16
+// acc plus, per float lane, the two products of the lane's bf16 pairs of a and b.
+inline __m512 dot_bf16_512(__m512 acc, __m512bh a, __m512bh b) {
+  asm("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  return acc;
+}
+#endif
 
 // The integer value sums pair two rows with 16-bit unpacks, which leave each 32 elements as two
 // vectors, `lo` holding in lane (L, k) element 8L + k and `hi` element 8L + 4 + k (L the 128-bit
