@@ -117,7 +117,6 @@ int main(int argc, char** argv) {
                      100 * ceiling / bw);
       }
 #else
-    (void)json;
     fail("dot_rates: this build has no AVX-512 VNNI and BF16 decode path, whose instructions it measures");
 #endif
   } catch (const Error& e) {

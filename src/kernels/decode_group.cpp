@@ -18,11 +18,13 @@ namespace kvtie {
 #ifdef KVTIE_SIMD_AVX2
 namespace {
 
-// Positions per tile: its float rows stay in L1. Each tile ends in a chain of reductions (the
-// softmax's maximum, the int8 weights' largest) that the next tile's arithmetic cannot overlap; at
-// 64 instead of 32 positions, one MQA item took 13% less time (int8) and 8% less (bf16), fp32 the
-// same within 2%, and 128 gained little more.
+// Positions per tile. Each tile ends in a chain of reductions (the softmax's maximum, the int8
+// weights' largest) that the next tile's arithmetic cannot overlap, so tiles are as long as L1
+// allows: 64 positions of bf16 rows or of int8 codes (widened to int16), where one MQA item took
+// 8% (bf16) and 13% (int8) less time than at 32, and 128 gained little more; 32 of float rows,
+// whose K and V tiles of 64 would fill most of L1 (there an fp32 item took 2% longer at 64).
 constexpr int kRows = 64;
+constexpr int kFloatRows = 32;
 constexpr int kLanes = 8;  // heads per block: the scores of a row are kLanes floats, one AVX2 vector
 // fp32 rows are prefetched as they are read (kCacheAhead, kValueAhead: kernels/prefetch.h); other
 // formats are read, and prefetched, by kv_rows_to_float.
@@ -761,11 +763,11 @@ void group_attend(const DecodeGroupItem& it, float* ml, float* acc_out) {
   for (int64_t i = 0; i < static_cast<int64_t>(G) * HD; i++) s.q[i] = it.q[i] * it.scale;
   start_state(s, padded, HD);
   if (!fp32) {
-    s.krows.resize(static_cast<size_t>(kRows) * HD), s.kscale.resize(kRows);
-    if (!shared) s.vrows.resize(static_cast<size_t>(kRows) * HD), s.vscale.resize(kRows);
+    s.krows.resize(static_cast<size_t>(kFloatRows) * HD), s.kscale.resize(kFloatRows);
+    if (!shared) s.vrows.resize(static_cast<size_t>(kFloatRows) * HD), s.vscale.resize(kFloatRows);
   }
-  for (int first = 0; first < it.count; first += kRows) {
-    const int n = std::min(kRows, it.count - first);
+  for (int first = 0; first < it.count; first += kFloatRows) {
+    const int n = std::min(kFloatRows, it.count - first);
     // The tile's rows as floats: fp32 in place, other formats widened (codes for int8, whose scales
     // fold into the scores and the softmax weights; int4 with its group scales applied).
     auto rows = [&](const uint8_t* base, std::vector<float>& buf, std::vector<float>& scales, const float*& out,
