@@ -737,6 +737,11 @@ struct Scratch {
   std::vector<int16_t> q16;
 };
 
+// The query heads of the item's kv head: [G, hd].
+const float* item_queries(const Item& it, const Args& a) {
+  return a.q + it.b * a.q_stride + static_cast<int64_t>(it.g) * a.G * a.hd;
+}
+
 // The item's key and value rows (the same rows with K=V) from position 0, with its first rows
 // (from it.first on) already asked for.
 std::pair<const uint8_t*, const uint8_t*> start_rows(const Item& it, const Args& a) {
@@ -771,7 +776,7 @@ void attend(const Item& it, const Args& a, Scratch& s, float* ml, float* acc_out
   const int64_t vb = cache.vector_bytes();
   const bool shared = cache.v_is_k(), quantised = dtype == KvDType::int8;  // rows scaled by row_scale
   const bool direct = dtype == KvDType::fp32 && hd % I::W == 0;  // rows read in place from the cache
-  const float* qg = a.q + it.b * a.q_stride + static_cast<int64_t>(it.g) * G * hd;
+  const float* qg = item_queries(it, a);
   for (int h = 0; h < G; h++) {
     std::copy(qg + static_cast<int64_t>(h) * hd, qg + static_cast<int64_t>(h + 1) * hd, s.q.begin() + h * n);
     std::fill(s.q.begin() + h * n + hd, s.q.begin() + (h + 1) * n, 0.0f);
@@ -838,7 +843,7 @@ void attend_int(const Item& it, const Args& a, Scratch& s, float* ml, float* acc
   const int hd = a.hd, G = a.G, nb = hd / 32;
   const int64_t vb = cache.vector_bytes();
   const bool shared = cache.v_is_k();
-  const float* qg = a.q + it.b * a.q_stride + static_cast<int64_t>(it.g) * G * hd;
+  const float* qg = item_queries(it, a);
   for (int h = 0; h < G; h++)
     s.qscale[h] = round_to_int16(s.q16.data() + static_cast<size_t>(h) * hd, qg + static_cast<int64_t>(h) * hd, hd) *
                   a.attn_scale;
@@ -888,7 +893,7 @@ void attend_int_bytes(const Item& it, const Args& a, Scratch& s, float* ml, floa
   const KvCache& cache = *a.cache;
   const int64_t vb = cache.vector_bytes();
   const bool shared = cache.v_is_k();
-  const float* q = a.q + it.b * a.q_stride + static_cast<int64_t>(it.g) * hd;
+  const float* q = item_queries(it, a);  // G = 1
   alignas(64) int16_t q16[hd];
   alignas(64) uint8_t qlo[hd];
   alignas(64) int8_t qhi[hd];
@@ -1004,7 +1009,7 @@ void attend_bf16(const Item& it, const Args& a, Scratch& s, float* ml, float* ac
   const KvCache& cache = *a.cache;
   const int64_t vb = cache.vector_bytes();
   const bool shared = cache.v_is_k();
-  const float* q = a.q + it.b * a.q_stride + static_cast<int64_t>(it.g) * hd;
+  const float* q = item_queries(it, a);  // G = 1
   alignas(64) uint16_t hi[hd], lo[hd];
   for (int i = 0; i < hd; i++) split_bf16(q[i], hi[i], lo[i]);
   __m512bh qh[NB], ql[NB];
@@ -1060,7 +1065,7 @@ void attend_group(const Item& it, const Args& a, Scratch&, float* ml, float* acc
                           it.last - it.first,
                           a.hd,
                           a.G,
-                          a.q + it.b * a.q_stride + static_cast<int64_t>(it.g) * a.G * a.hd,
+                          item_queries(it, a),
                           a.attn_scale,
                           int_path(cache.dtype(), a.hd)};
   decode_group_attend(g, ml, acc_out, I::kIsa);
