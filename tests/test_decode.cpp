@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include "kernels/decode_attention.h"
 #include "kernels/decode_linear.h"
 #include "kernels/kv_codec.h"
+#include "kernels/parallel.h"
 #include "kvtie/error.h"
 #include "kvtie/profile.h"
 #include "test_helpers.h"
@@ -217,6 +219,38 @@ TEST(Decode, LimitsAreClearErrors) {
     EXPECT_NE(std::string(e.what()).find("capacity"), std::string::npos) << e.what();
   }
   EXPECT_EQ(dec.cache().length(0), 4);  // nothing was overwritten
+}
+
+// A step runs as one team of omp_get_max_threads() threads: 1, 2 or 3 of them give the same
+// logits, bit for bit, for every variant and cache format, with an inactive sequence in the batch
+// (the linear layers compute each output whole on one thread; the attention merges fixed chunks).
+TEST(Decode, StepIsTheSameForAnyThreadCount) {
+  const int saved = omp_get_max_threads();
+  for (const Variant& v : variants())
+    for (KvDType t : {KvDType::fp32, KvDType::int8}) {
+      const ModelConfig c = small(v.share, v.kv);
+      Transformer<float> model(c, 1, c.max_seq_len);
+      test::randomize_params(model, 13);
+      std::vector<std::vector<float>> logits;
+      for (int threads : {1, 2, 3}) {
+        // The prompts on one thread: the full forward's BLAS splits its rows by the team's size.
+        omp_set_num_threads(1);
+        Decoder dec(model, 3, 24, t);
+        for (int b = 0; b < 3; b++) dec.prefill(b, std::vector<int32_t>(static_cast<size_t>(2 + 3 * b), 4 + b));
+        omp_set_num_threads(threads);
+        std::vector<float> all;
+        for (int s = 0; s < 6; s++) {
+          const std::vector<int32_t> next = {7 + s, s % 2 ? -1 : 11, 3};
+          const float* l = dec.step(next);
+          all.insert(all.end(), l, l + 3 * c.vocab_size);
+        }
+        logits.push_back(all);
+      }
+      const std::string what = fmt::format("{} {}", variant_label(c), kv_dtype_name(t));
+      EXPECT_EQ(logits[1], logits[0]) << what << ", 2 threads";
+      EXPECT_EQ(logits[2], logits[0]) << what << ", 3 threads";
+    }
+  omp_set_num_threads(saved);
 }
 
 // The sliding window: two sequences decoded well past the cache's 12 positions and the model's
@@ -468,6 +502,48 @@ TEST(DecodeKernel, IntegerBytePathEqualsTheWideningPathBitForBit) {
       EXPECT_EQ(finite, static_cast<int>(q.size()));
     }
   }
+}
+
+// A decode step runs as one team (Decoder::step): every thread calls decode_attention with the
+// step's shared DecodeAttentionWork. That gives what a call outside any team gives, bit for bit,
+// twice in a row (the work list rebuilt for other lengths), and so does a team calling without
+// `work` (its first thread does it all). 3 threads, more than the CI machines' cores.
+TEST(DecodeKernel, TeamCallEqualsACallOutsideATeam) {
+  std::vector<int> lengths = {1, 45, 2 * kDecodeChunk + 77};
+  const int B = static_cast<int>(lengths.size()), hd = 64;
+  Rng rng(43);
+  for (Share share : {Share::none, Share::kv})
+    for (int n_kv : {8, 2, 1})
+      for (KvDType t : {KvDType::fp32, KvDType::bf16, KvDType::int8}) {
+        ModelConfig c;
+        c.n_layer = 1, c.n_head = 8, c.n_kv_head = n_kv, c.head_dim = hd, c.share = share;
+        const DecodeShape shape{8, n_kv, hd};
+        KvCache cache(c, B, 2 * kDecodeChunk + 77, t);
+        fill_random(cache, c, lengths, rng);
+        std::vector<float> q(static_cast<size_t>(B) * 8 * hd);
+        for (auto& x : q) x = static_cast<float>(rng.normal());
+        std::vector<int> shorter = lengths;
+        shorter.back() = kDecodeChunk + 3;
+        const int64_t n = static_cast<int64_t>(q.size());
+        std::vector<float> alone(n), alone_short(n), team(n, std::nanf("")), team_short(n, std::nanf("")),
+            first_only(n, std::nanf(""));
+        decode_attention(alone.data(), q.data(), 8 * hd, cache, 0, lengths.data(), B, shape);
+        decode_attention(alone_short.data(), q.data(), 8 * hd, cache, 0, shorter.data(), B, shape);
+        DecodeAttentionWork work;
+        run_team(3, [&] {
+          decode_attention(team.data(), q.data(), 8 * hd, cache, 0, lengths.data(), B, shape, DecodeIsa::best, &work);
+          team_barrier();
+          decode_attention(team_short.data(), q.data(), 8 * hd, cache, 0, shorter.data(), B, shape, DecodeIsa::best,
+                           &work);
+          team_barrier();
+          decode_attention(first_only.data(), q.data(), 8 * hd, cache, 0, lengths.data(), B, shape);
+        });
+        const std::string what = fmt::format("{} {} / {} kv", kv_dtype_name(t), c.v_is_k() ? "K=V" : "K, V", n_kv);
+        EXPECT_EQ(std::memcmp(team.data(), alone.data(), n * sizeof(float)), 0) << what;
+        EXPECT_EQ(std::memcmp(team_short.data(), alone_short.data(), n * sizeof(float)), 0) << what;
+        EXPECT_EQ(std::memcmp(first_only.data(), alone.data(), n * sizeof(float)), 0) << what;
+        EXPECT_NE(std::memcmp(alone.data(), alone_short.data(), n * sizeof(float)), 0) << what;
+      }
 }
 
 // The decode step's linear layers: every path against a double-precision product, for every row

@@ -956,6 +956,28 @@ TEST(KernelAttention, SharedKvEqualsSeparateWithIdenticalKAndV) {
     }
 }
 
+// run_team's barrier: what a thread wrote before it is what every thread reads after it, round
+// after round, in a team of 2 and in one of 5, more threads than the CI machines' cores (whose
+// waiters must give up their cores for the others to arrive).
+TEST(KernelTeam, BarrierSeparatesRounds) {
+  for (int threads : {2, 5}) {
+    constexpr int kRounds = 2000;
+    std::vector<int> slot(threads, -1), wrong(threads, 0), team(threads, 0);
+    run_team(threads, [&] {
+      const int t = omp_get_thread_num();
+      team[t] = omp_get_num_threads();
+      for (int r = 0; r < kRounds; r++) {
+        slot[t] = r;
+        team_barrier();
+        for (int u = 0; u < omp_get_num_threads(); u++) wrong[t] += slot[u] != r;
+        team_barrier();  // nobody writes round r + 1 while another still reads round r
+      }
+    });
+    EXPECT_EQ(team[0], threads);
+    for (int t = 0; t < threads; t++) EXPECT_EQ(wrong[t], 0) << "thread " << t << " of " << threads;
+  }
+}
+
 // One thread; two threads in a team the kernel opens itself; two threads of a team the caller
 // runs (as a model pass does, kernels/parallel.h): the same bits.
 TEST(KernelAttention, ForwardAndBackwardIndependentOfThreadCount) {

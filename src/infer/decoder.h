@@ -17,6 +17,7 @@
 
 #include "core/arena.h"
 #include "infer/kv_cache.h"
+#include "kernels/decode_attention.h"
 #include "kvtie/model.h"
 
 namespace kvtie {
@@ -54,6 +55,7 @@ class Decoder {
   Arena arena_;
   float *x_, *ln_, *qkv_, *att_, *branch_, *fc_, *logits_, *mean_, *rstd_;
   std::vector<int> lengths_;
+  DecodeAttentionWork attention_work_;  // shared by the step's team
   int window_keep_ = 0;
   std::vector<std::vector<int32_t>> windows_;  // with a sliding window only
   int64_t slides_ = 0;

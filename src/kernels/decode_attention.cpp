@@ -18,6 +18,13 @@
 #include "kvtie/error.h"
 
 namespace kvtie {
+
+// One work item: sequence, kv head, positions [first, last). Outside the anonymous namespace, as
+// DecodeAttentionWork::State holds them.
+struct DecodeWorkItem {
+  int b, g, first, last;
+};
+
 namespace {
 
 constexpr int kTile = 32;  // positions per tile (a multiple of every vector width): rows stay in L1
@@ -719,9 +726,7 @@ struct Avx2 {
 // ---------------------------------------------------------------------------------------------
 // The kernel, written once over the row arithmetic I.
 
-struct Item {
-  int b, g, first, last;  // sequence, kv head, positions [first, last)
-};
+using Item = DecodeWorkItem;
 
 struct Args {
   const float* q;
@@ -1071,30 +1076,45 @@ void attend_group(const Item& it, const Args& a, Scratch&, float* ml, float* acc
   decode_group_attend(g, ml, acc_out, I::kIsa);
 }
 
+}  // namespace
+
+// The work list of one call (the items of each (sequence, kv head) pair from pair_begin[pair] on)
+// and the items' partial states; `next` hands out the items.
+struct DecodeAttentionWork::State {
+  std::vector<Item> items;
+  std::vector<int> pair_begin;
+  std::vector<float> part_ml, part_acc;
+  std::atomic<int64_t> next{0};
+};
+
+DecodeAttentionWork::DecodeAttentionWork() : state(std::make_unique<State>()) {}
+DecodeAttentionWork::~DecodeAttentionWork() = default;
+
+namespace {
+
 template <class I>
 void run(float* out, const float* q, int64_t q_stride, const KvCache& cache, int layer, const int* lengths, int B,
-         const DecodeShape& shape) {
+         const DecodeShape& shape, DecodeAttentionWork::State& w, bool in_team) {
   const int hd = shape.head_dim, kv = shape.n_kv_head, G = shape.n_head / shape.n_kv_head;
   const int n = round_up(hd, I::W);
-  // The work list and the items' partial states, kept by the calling thread between calls.
-  thread_local std::vector<Item> items;
-  thread_local std::vector<int> pair_begin;
-  thread_local std::vector<float> part_ml, part_acc;
-  items.clear();
-  pair_begin.assign(static_cast<size_t>(B) * kv + 1, 0);
   int64_t work = 0;  // cached vectors read by the whole call
-  for (int b = 0; b < B; b++) {
-    work += static_cast<int64_t>(lengths[b]) * kv * hd;
-    for (int g = 0; g < kv; g++) {
-      pair_begin[static_cast<size_t>(b) * kv + g] = static_cast<int>(items.size());
-      for (int first = 0; first < lengths[b]; first += kDecodeChunk)
-        items.push_back({b, g, first, std::min(lengths[b], first + kDecodeChunk)});
-    }
+  for (int b = 0; b < B; b++) work += static_cast<int64_t>(lengths[b]) * kv * hd;
+  if (!in_team || omp_get_thread_num() == 0) {
+    w.items.clear();
+    w.pair_begin.assign(static_cast<size_t>(B) * kv + 1, 0);
+    for (int b = 0; b < B; b++)
+      for (int g = 0; g < kv; g++) {
+        w.pair_begin[static_cast<size_t>(b) * kv + g] = static_cast<int>(w.items.size());
+        for (int first = 0; first < lengths[b]; first += kDecodeChunk)
+          w.items.push_back({b, g, first, std::min(lengths[b], first + kDecodeChunk)});
+      }
+    w.pair_begin.back() = static_cast<int>(w.items.size());
+    w.part_ml.resize(w.items.size() * 2 * G);
+    w.part_acc.resize(w.items.size() * G * hd);
+    w.next.store(0, std::memory_order_relaxed);
   }
-  pair_begin.back() = static_cast<int>(items.size());
-  const int64_t n_items = static_cast<int64_t>(items.size());
-  part_ml.resize(static_cast<size_t>(n_items) * 2 * G);
-  part_acc.resize(static_cast<size_t>(n_items) * G * hd);
+  if (in_team) team_barrier();  // the work list is complete
+  const int64_t n_items = static_cast<int64_t>(w.items.size());
   const Args args{q, q_stride, &cache, layer, G, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
   // The common head sizes without a tail get loops unrolled at compile time.
   void (*attend_item)(const Item&, const Args&, Scratch&, float*, float*) = attend<I, 0>;
@@ -1121,12 +1141,11 @@ void run(float* out, const float* q, int64_t q_stride, const KvCache& cache, int
   // Several query heads per kv head: the vector paths serve them together.
   if constexpr (I::W > 1)
     if (decode_group_supported(hd, G)) attend_item = attend_group<I>;
-  const Item* item = items.data();
-  const int* begin = pair_begin.data();
-  float* ml = part_ml.data();
-  float* pacc = part_acc.data();
-#pragma omp parallel if (worth_threads(work))
-  {
+  const Item* item = w.items.data();
+  const int* begin = w.pair_begin.data();
+  float* ml = w.part_ml.data();
+  float* pacc = w.part_acc.data();
+  auto team_part = [&] {
     thread_local Scratch s;
     s.kbuf.resize(static_cast<size_t>(kMaxTile) * n);
     s.vbuf.resize(cache.v_is_k() ? 0 : static_cast<size_t>(kMaxTile) * n);
@@ -1139,34 +1158,41 @@ void run(float* out, const float* q, int64_t q_stride, const KvCache& cache, int
     s.l.resize(G);
     s.qscale.resize(G);
     s.q16.resize(static_cast<size_t>(G) * hd);
-    // Dynamic: on a shared machine a thread that loses its core does not hold up the others. But
-    // in runs of consecutive items, which lie side by side in the cache: a thread then reads one
-    // long stream instead of restarting it every kDecodeChunk positions. One item at a time, the
-    // kernel alone read 16k × 8 caches at 67–93% of the old read probe; in runs, at 75–138%.
+    // Handed out as they are asked for: on a shared machine a thread that loses its core does not
+    // hold up the others. But in runs of consecutive items, which lie side by side in the cache: a
+    // thread then reads one long stream instead of restarting it every kDecodeChunk positions. One
+    // item at a time, the kernel alone read 16k × 8 caches at 67–93% of the old read probe; in
+    // runs, at 75–138%.
     const int64_t run_length = decode_run_length(n_items, omp_get_num_threads());
-#pragma omp for schedule(dynamic, run_length)
-    for (int64_t i = 0; i < n_items; i++) attend_item(item[i], args, s, ml + i * 2 * G, pacc + i * G * hd);
+    for (int64_t i0; (i0 = w.next.fetch_add(run_length, std::memory_order_relaxed)) < n_items;)
+      for (int64_t i = i0; i < std::min(n_items, i0 + run_length); i++)
+        attend_item(item[i], args, s, ml + i * 2 * G, pacc + i * G * hd);
+    team_barrier();  // every item's partial state is in
     // Merge each query head's chunks in position order.
-#pragma omp for schedule(static)
-    for (int bh = 0; bh < B * shape.n_head; bh++) {
-      const int b = bh / shape.n_head, head = bh % shape.n_head, g = head / G, h = head % G;
-      float* o = out + static_cast<int64_t>(bh) * hd;
+    const Span heads = team_share(static_cast<int64_t>(B) * shape.n_head);
+    for (int64_t bh = heads.begin; bh < heads.end; bh++) {
+      const int b = static_cast<int>(bh / shape.n_head), head = static_cast<int>(bh % shape.n_head);
+      const int g = head / G, h = head % G;
+      float* o = out + bh * hd;
       const int i0 = begin[b * kv + g], i1 = begin[b * kv + g + 1];
       std::fill(o, o + hd, 0.0f);
       float m = kNegInf, l = 0;
       for (int i = i0; i < i1; i++) m = std::max(m, ml[static_cast<int64_t>(i) * 2 * G + 2 * h]);
       for (int i = i0; i < i1; i++) {
-        const float w = std::exp(ml[static_cast<int64_t>(i) * 2 * G + 2 * h] - m);
-        l += ml[static_cast<int64_t>(i) * 2 * G + 2 * h + 1] * w;
+        const float wt = std::exp(ml[static_cast<int64_t>(i) * 2 * G + 2 * h] - m);
+        l += ml[static_cast<int64_t>(i) * 2 * G + 2 * h + 1] * wt;
         const float* a = pacc + (static_cast<int64_t>(i) * G + h) * hd;
 #pragma omp simd
-        for (int x = 0; x < hd; x++) o[x] += w * a[x];
+        for (int x = 0; x < hd; x++) o[x] += wt * a[x];
       }
       const float inv = l > 0 ? 1.0f / l : 0.0f;
 #pragma omp simd
       for (int x = 0; x < hd; x++) o[x] *= inv;
     }
-  }
+  };
+  if (in_team || !worth_threads(work)) return team_part();
+#pragma omp parallel
+  team_part();
 }
 
 DecodeIsa widest() {
@@ -1227,15 +1253,20 @@ std::string_view decode_isa_name(DecodeIsa isa) {
 }
 
 void decode_attention(float* out, const float* q, int64_t q_stride, const KvCache& cache, int layer,
-                      const int* lengths, int B, const DecodeShape& s, DecodeIsa isa) {
+                      const int* lengths, int B, const DecodeShape& s, DecodeIsa isa, DecodeAttentionWork* work) {
+  const bool in_team = omp_get_level() > 0 && omp_get_num_threads() > 1;
+  if (in_team && !work && omp_get_thread_num() != 0) return;
+  thread_local DecodeAttentionWork own;
+  DecodeAttentionWork::State& w = *(work ? work : &own)->state;
+  const bool team = in_team && work;
   switch (resolve(isa)) {
 #ifdef KVTIE_SIMD_AVX512
-    case DecodeIsa::avx512: return run<Avx512>(out, q, q_stride, cache, layer, lengths, B, s);
+    case DecodeIsa::avx512: return run<Avx512>(out, q, q_stride, cache, layer, lengths, B, s, w, team);
 #endif
 #ifdef KVTIE_SIMD_AVX2
-    case DecodeIsa::avx2: return run<Avx2>(out, q, q_stride, cache, layer, lengths, B, s);
+    case DecodeIsa::avx2: return run<Avx2>(out, q, q_stride, cache, layer, lengths, B, s, w, team);
 #endif
-    default: return run<Scalar>(out, q, q_stride, cache, layer, lengths, B, s);
+    default: return run<Scalar>(out, q, q_stride, cache, layer, lengths, B, s, w, team);
   }
 }
 

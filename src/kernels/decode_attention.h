@@ -21,6 +21,7 @@
 // scale changes every kInt4Group elements, are widened to float with their scales applied.
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <string_view>
 
 #include "kvtie/profile.h"
@@ -65,10 +66,24 @@ inline int64_t decode_run_length(int64_t items, int threads) {
   return std::max<int64_t>(1, items / (8 * int64_t{threads}));
 }
 
+// The work list of a decode_attention call and its items' partial states, which the threads of
+// a team making the call together share; its buffers are kept from call to call.
+struct DecodeAttentionWork {
+  DecodeAttentionWork();
+  ~DecodeAttentionWork();
+  struct State;
+  std::unique_ptr<State> state;
+};
+
 // q: [B, q_stride] (head h at columns h·hd); out: [B, n_head·hd]; positions [0, lengths[b]) of
 // sequence b are attended (the new token's own row must already be in the cache).
+// Called outside a parallel region, it opens a team of its own when the work is worth threads.
+// Inside a team (a decode step runs as one, see Decoder::step) every thread calls it with the same
+// `work`, after a barrier that completes q and the cache rows, and the team's next barrier must
+// come before `out` is read or the next call; without `work` the team's first thread does it all.
 void decode_attention(float* out, const float* q, int64_t q_stride, const KvCache& cache, int layer,
-                      const int* lengths, int B, const DecodeShape& s, DecodeIsa isa = DecodeIsa::best);
+                      const int* lengths, int B, const DecodeShape& s, DecodeIsa isa = DecodeIsa::best,
+                      DecodeAttentionWork* work = nullptr);
 
 // The dequantisation step on its own, exposed for tests: `count` stored vectors (at src_stride
 // bytes) become rows of dst (at dst_stride floats, zero from hd to dst_stride). Float formats are

@@ -19,7 +19,7 @@ void embedding_forward(T* out, const int32_t* tokens, const T* tok_emb, const T*
         const T* pe = pos_emb + (n % Tn) * d;
         for (int i = 0; i < d; i++) o[i] = te[i] + pe[i];
       } else {
-        std::copy(te, te + d, o);
+        for (int i = 0; i < d; i++) o[i] = te[i];  // not std::copy: GCC 12 warns of a 32-byte memmove at d = 2
       }
     }
   });
