@@ -102,7 +102,10 @@ const float* Decoder::step(std::span<const int32_t> tokens) {
   // cost ~3 µs each on the 2-core VM (libgomp's futex calls), ~150 µs of a 1.9 ms step at batch 1.
   // The row kernels (LayerNorm, residual, GELU) split rows as the one before them did, so only
   // the linear layers and the attention, which read every row, wait for the whole team.
-  run_team(omp_get_max_threads(), [&] {
+  // A model too small for threads (about one multiply-add per weight and sequence) stays on
+  // this thread, as its kernels did when each decided for itself.
+  const bool threads = worth_threads(static_cast<int64_t>(B) * model_.num_params());
+  run_team(threads ? omp_get_max_threads() : 1, [&] {
     for (int l = 0; l < c.n_layer; l++) {
       const BlockOffsets& o = L.blocks[l];
       layernorm_forward(ln_, mean_, rstd_, x_, w + o.ln1_w, w + o.ln1_b, B, d);
