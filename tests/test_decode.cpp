@@ -14,6 +14,7 @@
 #include "kernels/decode_linear.h"
 #include "kernels/kv_codec.h"
 #include "kernels/parallel.h"
+#include "kernels/tile_order.h"
 #include "kvtie/error.h"
 #include "kvtie/profile.h"
 #include "test_helpers.h"
@@ -583,6 +584,31 @@ TEST(DecodeKernel, DecodeLinearMatchesADoubleProduct) {
         }
       }
   fmt::print("decode linear: worst {:.2e} against double\n", worst);
+}
+
+// The decode kernels' tile order (tile_order.h): every tile of the item once, each run in position
+// order, the runs in turn, and only the item's last tile short.
+TEST(DecodeKernel, TileOrderReadsEveryTileOnceAndEachRunInOrder) {
+  for (const int runs : {1, 2, kReadStreams})
+    for (const int len : {1, 31, 32, 33, 96, 100, 7 * 32, kDecodeChunk, kDecodeChunk - 5}) {
+      const int begin = 3 * kDecodeChunk, tile = 32, tiles = (len + tile - 1) / tile;
+      const TileOrder order(begin, begin + len, tile, runs);
+      const std::string what = fmt::format("{} runs, {} positions", runs, len);
+      ASSERT_EQ(order.size(), tiles) << what;
+      std::vector<int> firsts, seen(tiles, 0);
+      for (int t = 0; t < order.size(); t++) firsts.push_back(order[t]);
+      for (const int f : firsts) {
+        ASSERT_EQ((f - begin) % tile, 0) << what;
+        ASSERT_TRUE(f >= begin && f < begin + len) << what;
+        seen[(f - begin) / tile]++;
+      }
+      EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), tiles) << what;
+      // The first `used` reads start the runs, in position order; then each read continues the
+      // run read `used` reads before it, a tile further on.
+      const int used = std::min(runs, tiles);
+      for (int t = 1; t < used; t++) EXPECT_LT(firsts[t - 1], firsts[t]) << what;
+      for (int t = used; t < tiles; t++) EXPECT_EQ(firsts[t], firsts[t - used] + tile) << what << ", read " << t;
+    }
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "kernels/parallel.h"
 #include "kernels/prefetch.h"
 #include "kernels/simd.h"
+#include "kernels/tile_order.h"
 #include "kvtie/error.h"
 
 namespace kvtie {
@@ -87,9 +88,9 @@ inline void convert_tail(float* dst, const uint8_t* src, int from, int hd, int64
 // and weight arrays hold round_up(count, W) floats of which `count` are meaningful. NV > 0 says, at
 // compile time, that n = hd = NV·W (no tail: the loops unroll and q stays in registers); NV = 0
 // takes n and hd at run time. The functions that read rows from the cache prefetch its rows
-// ahead (prefetch_ahead): convert always, the others when told (`ahead`: the rows
-// are the cache's, not a tile in L1); the value sums (update, iupdate) kValueAhead, the rest
-// kCacheAhead (kernels/prefetch.h).
+// ahead (kernels/prefetch.h): convert always, the others when told (`ahead`: the rows are the
+// cache's, not a tile in L1); the value sums of codes (iupdate) kValueAhead, the other integer
+// ones kCacheAhead. The float scores and update ask for the row `ahead` bytes on (0: none).
 //   convert: stored rows → float rows (see kv_rows_to_float)
 //   scores:  s[j] = q · row_j
 //   scale:   s[j] *= (f ? f[j] · c : c)
@@ -122,10 +123,10 @@ struct Scalar {
     }
   }
   template <int NV>
-  static void scores(float* s, const float* q, const float* rows, int64_t rs, int count, int n, bool ahead) {
+  static void scores(float* s, const float* q, const float* rows, int64_t rs, int count, int n, int64_t ahead) {
     for (int j = 0; j < count; j++) {
       const float* r = rows + j * rs;
-      if (ahead) prefetch_ahead<kCacheAhead>(r, 4 * rs);
+      if (ahead) prefetch_at(r, ahead, 4 * rs);
       float a = 0;
 #pragma omp simd reduction(+ : a)
       for (int i = 0; i < n; i++) a += q[i] * r[i];
@@ -181,12 +182,12 @@ struct Scalar {
   static void iunpermute(float* dst, const float* acc, int hd) { std::copy(acc, acc + hd, dst); }
   template <int NV>
   static void update(float* acc, float corr, const float* p, const float* rows, int64_t rs, int count, int n,
-                     bool ahead) {
+                     int64_t ahead) {
 #pragma omp simd
     for (int i = 0; i < n; i++) acc[i] *= corr;
     for (int j = 0; j < count; j++) {
       const float* r = rows + j * rs;
-      if (ahead) prefetch_ahead<kValueAhead>(r, 4 * rs);
+      if (ahead) prefetch_at(r, ahead, 4 * rs);
       const float pj = p[j];
 #pragma omp simd
       for (int i = 0; i < n; i++) acc[i] += pj * r[i];
@@ -263,7 +264,7 @@ struct Avx512 {
     }
   }
   template <int NV>
-  static void scores(float* s, const float* q, const float* rows, int64_t rs, int count, int n_, bool ahead) {
+  static void scores(float* s, const float* q, const float* rows, int64_t rs, int count, int n_, int64_t ahead) {
     const int n = NV > 0 ? NV * 16 : n_;
     int j = 0;
     if constexpr (NV > 0) {
@@ -272,7 +273,7 @@ struct Avx512 {
       for (; j + 4 <= count; j += 4) {
         const float* r0 = rows + j * rs;
         const float *r1 = r0 + rs, *r2 = r1 + rs, *r3 = r2 + rs;
-        if (ahead) prefetch_ahead<kCacheAhead>(r0, 4 * 4 * rs);
+        if (ahead) prefetch_at(r0, ahead, 4 * 4 * rs);
         __m512 a0 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(r0)), a1 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(r1));
         __m512 a2 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(r2)), a3 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(r3));
         for (int v = 1; v < NV; v++) {
@@ -287,7 +288,7 @@ struct Avx512 {
       for (; j + 4 <= count; j += 4) {
         const float* r0 = rows + j * rs;
         const float *r1 = r0 + rs, *r2 = r1 + rs, *r3 = r2 + rs;
-        if (ahead) prefetch_ahead<kCacheAhead>(r0, 4 * 4 * rs);
+        if (ahead) prefetch_at(r0, ahead, 4 * 4 * rs);
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int i = 0; i < n; i += 16) {
           const __m512 qv = _mm512_loadu_ps(q + i);
@@ -301,7 +302,7 @@ struct Avx512 {
     }
     for (; j < count; j++) {
       const float* r = rows + j * rs;
-      if (ahead) prefetch_ahead<kCacheAhead>(r, 4 * rs);
+      if (ahead) prefetch_at(r, ahead, 4 * rs);
       __m512 a = _mm512_setzero_ps();
       for (int i = 0; i < n; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(r + i), a);
       s[j] = _mm512_reduce_add_ps(a);
@@ -338,7 +339,7 @@ struct Avx512 {
   // 2·B independent FMA chains hide the latency.
   template <int B>
   static void update_block(float* acc, __m512 corr, const float* p, const float* rows, int64_t rs, int count,
-                           bool ahead) {
+                           int64_t ahead) {
     __m512 a[B], b[B];
     for (int v = 0; v < B; v++) a[v] = _mm512_mul_ps(_mm512_loadu_ps(acc + 16 * v), corr), b[v] = _mm512_setzero_ps();
     int j = 0;
@@ -346,7 +347,7 @@ struct Avx512 {
       const __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
       const float* r0 = rows + j * rs;
       const float* r1 = r0 + rs;
-      if (ahead) prefetch_ahead<kValueAhead>(r0, 2 * 4 * rs);
+      if (ahead) prefetch_at(r0, ahead, 2 * 4 * rs);
       for (int v = 0; v < B; v++) {
         a[v] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(r0 + 16 * v), a[v]);
         b[v] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(r1 + 16 * v), b[v]);
@@ -462,18 +463,18 @@ struct Avx512 {
   static void iunpermute(float* dst, const float* acc, int hd) { unpermute_pairs512(dst, acc, hd); }
   template <int NV>
   static void update(float* acc, float corr, const float* p, const float* rows, int64_t rs, int count, int n_,
-                     bool ahead) {
+                     int64_t ahead) {
     const __m512 c = _mm512_set1_ps(corr);
     if constexpr (NV > 0 && NV <= 8) {
       update_block<NV>(acc, c, p, rows, rs, count, ahead);
     } else {
       const int n = NV > 0 ? NV * 16 : n_;
       int i = 0;
-      for (; i + 64 <= n; i += 64) update_block<4>(acc + i, c, p, rows + i, rs, count, ahead && i == 0);
+      for (; i + 64 <= n; i += 64) update_block<4>(acc + i, c, p, rows + i, rs, count, i == 0 ? ahead : 0);
       switch ((n - i) / 16) {
-        case 3: update_block<3>(acc + i, c, p, rows + i, rs, count, ahead && i == 0); break;
-        case 2: update_block<2>(acc + i, c, p, rows + i, rs, count, ahead && i == 0); break;
-        case 1: update_block<1>(acc + i, c, p, rows + i, rs, count, ahead && i == 0); break;
+        case 3: update_block<3>(acc + i, c, p, rows + i, rs, count, i == 0 ? ahead : 0); break;
+        case 2: update_block<2>(acc + i, c, p, rows + i, rs, count, i == 0 ? ahead : 0); break;
+        case 1: update_block<1>(acc + i, c, p, rows + i, rs, count, i == 0 ? ahead : 0); break;
         default: break;
       }
     }
@@ -540,13 +541,13 @@ struct Avx2 {
     }
   }
   template <int NV>
-  static void scores(float* s, const float* q, const float* rows, int64_t rs, int count, int n_, bool ahead) {
+  static void scores(float* s, const float* q, const float* rows, int64_t rs, int count, int n_, int64_t ahead) {
     const int n = NV > 0 ? NV * 8 : n_;
     int j = 0;
     for (; j + 4 <= count; j += 4) {
       const float* r0 = rows + j * rs;
       const float *r1 = r0 + rs, *r2 = r1 + rs, *r3 = r2 + rs;
-      if (ahead) prefetch_ahead<kCacheAhead>(r0, 4 * 4 * rs);
+      if (ahead) prefetch_at(r0, ahead, 4 * 4 * rs);
       __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
       for (int i = 0; i < n; i += 8) {
         const __m256 qv = _mm256_loadu_ps(q + i);
@@ -559,7 +560,7 @@ struct Avx2 {
     }
     for (; j < count; j++) {
       const float* r = rows + j * rs;
-      if (ahead) prefetch_ahead<kCacheAhead>(r, 4 * rs);
+      if (ahead) prefetch_at(r, ahead, 4 * rs);
       __m256 a = _mm256_setzero_ps();
       for (int i = 0; i < n; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(r + i), a);
       s[j] = hsum(a);
@@ -599,7 +600,7 @@ struct Avx2 {
   }
   template <int B>
   static void update_block(float* acc, __m256 corr, const float* p, const float* rows, int64_t rs, int count,
-                           bool ahead) {
+                           int64_t ahead) {
     __m256 a[B], b[B];
     for (int v = 0; v < B; v++) a[v] = _mm256_mul_ps(_mm256_loadu_ps(acc + 8 * v), corr), b[v] = _mm256_setzero_ps();
     int j = 0;
@@ -607,7 +608,7 @@ struct Avx2 {
       const __m256 p0 = _mm256_set1_ps(p[j]), p1 = _mm256_set1_ps(p[j + 1]);
       const float* r0 = rows + j * rs;
       const float* r1 = r0 + rs;
-      if (ahead) prefetch_ahead<kValueAhead>(r0, 2 * 4 * rs);
+      if (ahead) prefetch_at(r0, ahead, 2 * 4 * rs);
       for (int v = 0; v < B; v++) {
         a[v] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(r0 + 8 * v), a[v]);
         b[v] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(r1 + 8 * v), b[v]);
@@ -708,15 +709,15 @@ struct Avx2 {
   }
   template <int NV>
   static void update(float* acc, float corr, const float* p, const float* rows, int64_t rs, int count, int n_,
-                     bool ahead) {
+                     int64_t ahead) {
     const __m256 c = _mm256_set1_ps(corr);
     const int n = NV > 0 ? NV * 8 : n_;
     int i = 0;
-    for (; i + 32 <= n; i += 32) update_block<4>(acc + i, c, p, rows + i, rs, count, ahead && i == 0);
+    for (; i + 32 <= n; i += 32) update_block<4>(acc + i, c, p, rows + i, rs, count, i == 0 ? ahead : 0);
     switch ((n - i) / 8) {
-      case 3: update_block<3>(acc + i, c, p, rows + i, rs, count, ahead && i == 0); break;
-      case 2: update_block<2>(acc + i, c, p, rows + i, rs, count, ahead && i == 0); break;
-      case 1: update_block<1>(acc + i, c, p, rows + i, rs, count, ahead && i == 0); break;
+      case 3: update_block<3>(acc + i, c, p, rows + i, rs, count, i == 0 ? ahead : 0); break;
+      case 2: update_block<2>(acc + i, c, p, rows + i, rs, count, i == 0 ? ahead : 0); break;
+      case 1: update_block<1>(acc + i, c, p, rows + i, rs, count, i == 0 ? ahead : 0); break;
       default: break;
     }
   }
@@ -790,8 +791,18 @@ void attend(const Item& it, const Args& a, Scratch& s, float* ml, float* acc_out
   std::fill(s.m.begin(), s.m.begin() + G, kNegInf);
   std::fill(s.l.begin(), s.l.begin() + G, 0.0f);
   const auto [kbase, vbase] = start_rows(it, a);
-  for (int first = it.first; first < it.last; first += kTile) {
+  // K=V fp32 rows, read in place, in runs (tile_order.h); both passes then ask for the rows of the
+  // tile read next, another run's. Rows read with a separate V (two streams already), converted,
+  // or by the other kernels here were as fast or slower in runs. In position order the scores ask
+  // for the rows 4 KiB on, the value sums 8 KiB on (prefetch.h).
+  const bool runs = direct && shared;
+  const TileOrder order(it.first, it.last, kTile, runs ? kReadStreams : 1);
+  order.ask_run_starts(kbase, shared ? nullptr : vbase, vb);
+  for (int t = 0; t < order.size(); t++) {
+    const int first = order[t];
     const int count = std::min(kTile, it.last - first);
+    int64_t k_ahead = direct ? kCacheAhead : 0, v_ahead = direct ? kValueAhead : 0;
+    if (runs) k_ahead = v_ahead = t + 1 < order.size() ? (order[t + 1] - first) * vb : 0;
     const float *K, *V;
     int64_t ks, vs;
     const float *kscale = nullptr, *vscale = nullptr;
@@ -813,11 +824,11 @@ void attend(const Item& it, const Args& a, Scratch& s, float* ml, float* acc_out
     }
     for (int h = 0; h < G; h++) {
       float* sc = s.sc.data();
-      I::template scores<NV>(sc, s.q.data() + h * n, K, ks, count, n, direct && h == 0);
+      I::template scores<NV>(sc, s.q.data() + h * n, K, ks, count, n, h == 0 ? k_ahead : 0);
       // the row's int8 scale folded into its score
       const float correction = softmax_tile<I>(sc, kscale, a.attn_scale, count, s.m[h], s.l[h]);
       if (vscale) I::mul(sc, vscale, count);  // ... and into its softmax weight
-      I::template update<NV>(s.acc.data() + h * n, correction, sc, V, vs, count, n, direct && h == 0);
+      I::template update<NV>(s.acc.data() + h * n, correction, sc, V, vs, count, n, h == 0 ? v_ahead : 0);
     }
   }
   for (int h = 0; h < G; h++) {

@@ -24,6 +24,11 @@ inline void prefetch_bytes(const void* p, int64_t bytes) {
   __builtin_prefetch(c + bytes - 1);
 }
 
+// Asks for [row + offset, row + offset + bytes): the row read that far on.
+inline void prefetch_at(const void* row, int64_t offset, int64_t bytes) {
+  prefetch_bytes(static_cast<const char*>(row) + offset, bytes);
+}
+
 // Asks for [row + Ahead, row + Ahead + bytes): the row that far on in the stream.
 template <int64_t Ahead>
 inline void prefetch_ahead(const void* row, int64_t bytes) {
