@@ -591,8 +591,8 @@ TEST(DecodeKernel, DecodeLinearMatchesADoubleProduct) {
   fmt::print("decode linear: worst {:.2e} against double\n", worst);
 }
 
-// The decode kernels' tile order (tile_order.h): every tile of the item once, each run in position
-// order, the runs in turn, and only the item's last tile short.
+// The decode kernels' tile order (tile_order.h): every tile of the item once, each starting a whole
+// number of tiles in, each run in position order, and the runs in turn.
 TEST(DecodeKernel, TileOrderReadsEveryTileOnceAndEachRunInOrder) {
   for (const int runs : {1, 2, kReadStreams})
     for (const int len : {1, 31, 32, 33, 96, 100, 7 * 32, kDecodeChunk, kDecodeChunk - 5}) {
