@@ -14,6 +14,7 @@
 #include "kvtie/config.h"
 #include "kvtie/config_file.h"
 #include "kvtie/error.h"
+#include "test_files.h"
 
 namespace kvtie {
 namespace {
@@ -428,9 +429,7 @@ TEST(Config, KvBytesPerToken) {
 class TempDir {
  public:
   TempDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            ("kvtie_test_config_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
-             std::to_string(reinterpret_cast<uintptr_t>(this)));
+    path_ = test::process_temp_root() / ("config_" + std::to_string(reinterpret_cast<uintptr_t>(this)));
     std::filesystem::create_directories(path_);
   }
   ~TempDir() { std::filesystem::remove_all(path_); }
