@@ -29,12 +29,13 @@ struct DecodeWorkItem {
 namespace {
 
 constexpr int kTile = 32;  // positions per tile (a multiple of every vector width): rows stay in L1
-// The integer path's tiles are longer: its per-tile work (the softmax of the tile's scores, the
-// rounding of its weights) is a larger share of its cheaper rows; at 64 the kernel alone took
-// 3.4 instead of 4.1 ns per position (int8, QKV) from L3 on the AVX-512 machine, where the float
-// paths gained nothing.
-constexpr int kIntTile = 64;
-constexpr int kMaxTile = kIntTile;
+// The kernels that read int8 or bf16 rows as stored (attend_int, attend_int_bytes, attend_bf16)
+// take longer tiles: each tile ends in a chain of dependent reductions (the softmax's maximum,
+// exp and sum; the rounding of int8 weights) that is a larger share of their cheaper rows. At 64
+// the int8 kernel alone took 3.4 instead of 4.1 ns per position (QKV) from L3 on the AVX-512
+// machine, the bf16 K=V one 1.15× less time from L2 (12-08); the float paths gained nothing.
+constexpr int kPackedTile = 64;
+constexpr int kMaxTile = kPackedTile;
 
 // The bytes of an item's streams (v null: K=V) that its first rows' prefetches do not ask for.
 inline void prefetch_start(const uint8_t* k, const uint8_t* v) {
@@ -403,13 +404,13 @@ struct Avx512 {
     }
   }
   // The value weights w[0, count) as the integer paths sum them: rounded to int16 (±32767 for the
-  // tile's largest) into wq[0, count), 0 from there to kIntTile. Returns the largest weight, what
+  // tile's largest) into wq[0, count), 0 from there to kPackedTile. Returns the largest weight, what
   // 32767 stands for; when it is not positive there is nothing to sum and wq is left alone.
   static float round_weights(int32_t* wq, const float* w, int count) {
     const float wmax = max(w, count);
     if (!(wmax > 0)) return wmax;
     const __m512 wmul = _mm512_set1_ps(32767.0f / wmax);
-    for (int j = 0; j < kIntTile; j += 16) {
+    for (int j = 0; j < kPackedTile; j += 16) {
       const __mmask16 live = j < count ? tail_mask16(count - j) : __mmask16(0);
       const __m512 scaled = _mm512_mul_ps(_mm512_maskz_loadu_ps(live, w + j), wmul);
       _mm512_storeu_si512(wq + j, _mm512_maskz_cvtps_epi32(live, scaled));
@@ -422,7 +423,7 @@ struct Avx512 {
   static void iupdate(float* acc, float corr, const float* w, const uint8_t* rows, int64_t rs, int count, int nb,
                       bool ahead) {
     const int n = NB > 0 ? NB : nb;
-    alignas(64) int32_t wq[kIntTile + 1] = {};
+    alignas(64) int32_t wq[kPackedTile + 1] = {};
     const float wmax = round_weights(wq, w, count);
     const __m512 c = _mm512_set1_ps(corr);
     if (!(wmax > 0)) {
@@ -674,10 +675,10 @@ struct Avx2 {
       return;
     }
     const __m256 wmul = _mm256_set1_ps(32767.0f / wmax);
-    alignas(32) int32_t wq[kIntTile + 1] = {};
+    alignas(32) int32_t wq[kPackedTile + 1] = {};
     for (int j = 0; j < count; j += 8)
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(wq + j), _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(w + j), wmul)));
-    for (int j = count; j < kIntTile + 1; j++) wq[j] = 0;
+    for (int j = count; j < kPackedTile + 1; j++) wq[j] = 0;
     __m256i lo[16], hi[16];
     for (int b = 0; b < n; b++) lo[b] = _mm256_setzero_si256(), hi[b] = _mm256_setzero_si256();
     const __m256i z = _mm256_setzero_si256();
@@ -867,8 +868,8 @@ void attend_int(const Item& it, const Args& a, Scratch& s, float* ml, float* acc
   std::fill(s.m.begin(), s.m.begin() + G, kNegInf);
   std::fill(s.l.begin(), s.l.begin() + G, 0.0f);
   const auto [kbase, vbase] = start_rows(it, a);
-  for (int first = it.first; first < it.last; first += kIntTile) {
-    const int count = std::min(kIntTile, it.last - first);
+  for (int first = it.first; first < it.last; first += kPackedTile) {
+    const int count = std::min(kPackedTile, it.last - first);
     const uint8_t* K = kbase + first * vb;
     const uint8_t* V = shared ? K : vbase + first * vb;
     for (int j = 0; j < count; j++) s.kscale[j] = row_scale(K + j * vb, hd, KvDType::int8);
@@ -941,8 +942,8 @@ void attend_int_bytes(const Item& it, const Args& a, Scratch& s, float* ml, floa
   float m = kNegInf, l = 0;
   const auto [kbase, vbase] = start_rows(it, a);
   float* sc = s.sc.data();
-  for (int first = it.first; first < it.last; first += kIntTile) {
-    const int count = std::min(kIntTile, it.last - first);
+  for (int first = it.first; first < it.last; first += kPackedTile) {
+    const int count = std::min(kPackedTile, it.last - first);
     const uint8_t* K = kbase + first * vb;
     const uint8_t* V = shared ? K : vbase + first * vb;
     for (int j = 0; j < count; j++) s.kscale[j] = row_scale(K + j * vb, hd, KvDType::int8);
@@ -951,7 +952,7 @@ void attend_int_bytes(const Item& it, const Args& a, Scratch& s, float* ml, floa
     int j = 0;
     for (; j + 4 <= count; j += 4) {
       const uint8_t* r = K + j * vb;
-      prefetch_ahead<kCacheAhead>(r, 4 * vb);
+      prefetch_ahead<kPackedAhead>(r, 4 * vb);
       const __m128i dots = I::hsum4i(dot(r), dot(r + vb), dot(r + 2 * vb), dot(r + 3 * vb));
       _mm_storeu_ps(sc + j, _mm_cvtepi32_ps(_mm_add_epi32(dots, offset4)));
     }
@@ -959,13 +960,13 @@ void attend_int_bytes(const Item& it, const Args& a, Scratch& s, float* ml, floa
     const __m512 corr = _mm512_set1_ps(softmax_tile<I>(sc, s.kscale.data(), qscale, count, m, l));
     I::mul(sc, shared ? s.kscale.data() : s.vscale.data(), count);
     // The weights as attend_int rounds them, then split into bytes.
-    alignas(64) int32_t wq[kIntTile];
+    alignas(64) int32_t wq[kPackedTile];
     const float wmax = I::round_weights(wq, sc, count);
     if (!(wmax > 0)) {
       for (int i = 0; i < hd; i += 16) _mm512_store_ps(acc + i, _mm512_mul_ps(_mm512_load_ps(acc + i), corr));
       continue;
     }
-    alignas(64) uint32_t wlo[kIntTile / 4], whi[kIntTile / 4];  // rows 4t … 4t + 3's bytes in word t
+    alignas(64) uint32_t wlo[kPackedTile / 4], whi[kPackedTile / 4];  // rows 4t … 4t + 3's bytes in word t
     for (int j0 = 0; j0 < count; j0 += 16) {
       const __m512i w = _mm512_load_si512(wq + j0);
       const __m128i low = _mm512_cvtepi32_epi8(_mm512_and_si512(w, _mm512_set1_epi32(0xff)));
@@ -1044,14 +1045,14 @@ void attend_bf16(const Item& it, const Args& a, Scratch& s, float* ml, float* ac
     return d;
   };
   float* sc = s.sc.data();
-  for (int first = it.first; first < it.last; first += kTile) {
-    const int count = std::min(kTile, it.last - first);
+  for (int first = it.first; first < it.last; first += kPackedTile) {
+    const int count = std::min(kPackedTile, it.last - first);
     const uint8_t* K = kbase + first * vb;
     const uint8_t* V = shared ? K : vbase + first * vb;
     int j = 0;
     for (; j + 4 <= count; j += 4) {
       const uint8_t* r = K + j * vb;
-      prefetch_ahead<kCacheAhead>(r, 4 * vb);
+      prefetch_ahead<kPackedAhead>(r, 4 * vb);
       _mm_storeu_ps(sc + j, hsum4(dot(r), dot(r + vb), dot(r + 2 * vb), dot(r + 3 * vb)));
     }
     for (; j < count; j++) sc[j] = _mm512_reduce_add_ps(dot(K + j * vb));
