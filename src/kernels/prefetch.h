@@ -18,9 +18,9 @@ inline constexpr int64_t kValueAhead = 2 * kCacheAhead;
 // The score passes of the kernels that read bf16 rows or int8 codes as stored, one query head per
 // kv head (attend_bf16, attend_int_bytes): as far as kValueAhead, where the next tile of 64 bf16
 // rows starts. Alternated with kCacheAhead on the AVX-512 machine, at 8k × 8 the K=V attention
-// alone took 1.09× (int8) and 1.04× (bf16) less time from memory; 12 and 16 KiB gained less, and
-// the group path (decode_group.cpp) lost 3–7% at 8 KiB (12-08).
-inline constexpr int64_t kPackedAhead = 8192;
+// alone took 1.09× (int8) and 1.04× (bf16, both with tiles of 64) less time from memory; 12 and
+// 16 KiB gained less, and the group path (decode_group.cpp) lost 3–7% at 8 KiB (12-08).
+inline constexpr int64_t kPackedAhead = kValueAhead;
 
 // Asks for the cache lines of [p, p + bytes). Prefetches do not fault: asking past the end of a
 // buffer is harmless.
